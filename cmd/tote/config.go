@@ -1,0 +1,109 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the contract's configuration, read from the environment.
+type config struct {
+	addr         string        // ADDR
+	store        string        // SESSION_STORE: file, memory or redis
+	dataDir      string        // DATA_DIR
+	redisURL     string        // REDIS_URL
+	clusterAddrs []string      // REDIS_CLUSTER_ADDRS
+	ttl          time.Duration // SESSION_TTL
+	secure       bool          // COOKIE_SECURE
+	catalogFile  string        // CATALOG_FILE
+	debugAddr    string        // DEBUG_ADDR: net/http/pprof on a loopback listener, off when empty
+}
+
+// loadConfig reads and checks the configuration. Its error is one line that
+// names the variable at fault.
+func loadConfig(getenv func(string) string) (config, error) {
+	c := config{
+		addr:        or(getenv("ADDR"), ":8080"),
+		dataDir:     or(getenv("DATA_DIR"), "./data"),
+		redisURL:    strings.TrimSpace(getenv("REDIS_URL")),
+		catalogFile: getenv("CATALOG_FILE"),
+		debugAddr:   getenv("DEBUG_ADDR"),
+		ttl:         336 * time.Hour,
+	}
+	if v := strings.TrimSpace(getenv("REDIS_CLUSTER_ADDRS")); v != "" {
+		for _, a := range strings.Split(v, ",") {
+			a = strings.TrimSpace(a)
+			if a == "" {
+				continue
+			}
+			if !strings.Contains(a, ":") {
+				return c, fmt.Errorf("REDIS_CLUSTER_ADDRS: %q is not host:port", a)
+			}
+			c.clusterAddrs = append(c.clusterAddrs, a)
+		}
+		if len(c.clusterAddrs) == 0 {
+			return c, errors.New("REDIS_CLUSTER_ADDRS: no address in " + strconv.Quote(v))
+		}
+	}
+	if c.redisURL != "" && len(c.clusterAddrs) > 0 {
+		return c, errors.New("REDIS_URL and REDIS_CLUSTER_ADDRS are both set: set one")
+	}
+	redis := c.redisURL != "" || len(c.clusterAddrs) > 0
+
+	switch s := strings.TrimSpace(getenv("SESSION_STORE")); s {
+	case "":
+		c.store = "file"
+		if redis {
+			c.store = "redis"
+		}
+	case "file", "memory":
+		c.store = s
+	case "redis":
+		if !redis {
+			return c, errors.New("SESSION_STORE=redis needs REDIS_URL or REDIS_CLUSTER_ADDRS")
+		}
+		c.store = s
+	default:
+		return c, fmt.Errorf("SESSION_STORE: unknown store %q (want file, memory or redis)", s)
+	}
+
+	if v := strings.TrimSpace(getenv("SESSION_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("SESSION_TTL: %q is not a duration such as 336h or 30m", v)
+		}
+		if d < time.Second {
+			return c, fmt.Errorf("SESSION_TTL: %s is too short (at least 1s)", v)
+		}
+		c.ttl = d
+	}
+	if v := strings.TrimSpace(getenv("COOKIE_SECURE")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("COOKIE_SECURE: %q is not true or false", v)
+		}
+		c.secure = b
+	}
+	if c.debugAddr != "" && !loopback(c.debugAddr) {
+		return c, fmt.Errorf("DEBUG_ADDR: %q must be a loopback address such as 127.0.0.1:6060 (pprof is not for the open network)", c.debugAddr)
+	}
+	return c, nil
+}
+
+func loopback(addr string) bool {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return false
+	}
+	host := strings.Trim(addr[:i], "[]")
+	return host == "localhost" || host == "::1" || strings.HasPrefix(host, "127.")
+}
+
+func or(v, def string) string {
+	if v = strings.TrimSpace(v); v == "" {
+		return def
+	}
+	return v
+}

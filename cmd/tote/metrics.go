@@ -1,0 +1,93 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tote/session"
+)
+
+// metrics are what GET /metrics shows, in the Prometheus text format.
+type metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec   // by route, method, status
+	latency     *prometheus.HistogramVec // by route
+	storeOps    *prometheus.HistogramVec // by op: get, cas
+	storeErrors *prometheus.CounterVec   // by op
+	conflicts   prometheus.Counter
+	created     prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tote_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tote_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tote_session_store_operation_duration_seconds", Help: "Time of session store operations (get, cas), failed ones included.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tote_session_store_errors_total", Help: "Session store operations that failed (the store was unreachable or broken).",
+		}, []string{"op"}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tote_session_conflicts_total", Help: "Session changes refused with 409 because too many requests changed the same session at once.",
+		}),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tote_sessions_created_total", Help: "New sessions stored.",
+		}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.storeOps, m.storeErrors, m.conflicts, m.created,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, op := range []string{"get", "cas"} {
+		m.storeErrors.WithLabelValues(op) // show zero before the first error
+	}
+	return m
+}
+
+func (m *metrics) request(route, method string, status int, took time.Duration) {
+	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route).Observe(took.Seconds())
+}
+
+// sessionHooks feed the session manager's events into the metrics.
+func (m *metrics) sessionHooks() session.Hooks {
+	return session.Hooks{
+		StoreOp: func(op string, took time.Duration, err error) {
+			m.storeOps.WithLabelValues(op).Observe(took.Seconds())
+			if err != nil {
+				m.storeErrors.WithLabelValues(op).Inc()
+			}
+		},
+		Conflict: m.conflicts.Inc,
+		Created:  m.created.Inc,
+	}
+}
+
+// handler serves GET /metrics.
+func (m *metrics) handler() fiber.Handler {
+	return adaptor.HTTPHandler(promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+}
+
+// methodLabel returns a constant string for an HTTP method: Fiber's method
+// string points into a buffer that the next request reuses, and a metric
+// keeps its labels. Unknown methods share one label, to keep the set bounded.
+func methodLabel(m string) string {
+	for _, known := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete, fiber.MethodPatch, fiber.MethodOptions} {
+		if m == known {
+			return known
+		}
+	}
+	return "OTHER"
+}
