@@ -85,4 +85,3 @@ func FuzzFormQuantity(f *testing.F) {
 		}
 	})
 }
-
