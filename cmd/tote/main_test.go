@@ -432,3 +432,28 @@ func TestRedisCluster(t *testing.T) {
 	}
 	checkBursts(t, a, b)
 }
+
+func TestExpiredSessionIsNotAdopted(t *testing.T) {
+	for _, store := range []string{"memory", "file"} {
+		t.Run(store, func(t *testing.T) {
+			in := startTote(t, map[string]string{"SESSION_STORE": store, "DATA_DIR": t.TempDir(), "SESSION_TTL": "1s"})
+			c := in.client(t)
+			res := c.json(http.MethodPost, "/api/cart/items", `{"product_id":"dune"}`)
+			if res.setCookie == nil || res.setCookie.MaxAge != 1 {
+				t.Fatalf("cookie %v; want Max-Age=1 (SESSION_TTL)", res.setCookie)
+			}
+			old := c.cookie
+			time.Sleep(1500 * time.Millisecond)
+			if got := c.cart(); len(got.Items) != 0 {
+				t.Errorf("an expired session was served: %q", lines(got))
+			}
+			res = c.json(http.MethodPost, "/api/cart/items", `{"product_id":"kindred"}`)
+			if res.setCookie == nil || res.setCookie.Value == old {
+				t.Errorf("the expired id was adopted: Set-Cookie %v", res.setCookie)
+			}
+			if got := lines(c.cart()); got != "kindred:1" {
+				t.Errorf("cart %q, want kindred:1 only", got)
+			}
+		})
+	}
+}
