@@ -102,12 +102,16 @@ func appendString(b []byte, s string) []byte {
 // Decode parses an encoding made by Append. Any payload that Append could
 // not have made, including one that is truncated, oversized or carries
 // trailing bytes, is ErrCorrupt; Decode never panics.
+//
+// It makes at most two allocations, however many lines: the cart's lines,
+// and one copy of p that the CSRF token, the flash message and every
+// product id are substrings of (so none of them aliases p).
 func Decode(p []byte) (Data, error) {
 	var d Data
 	if len(p) == 0 || len(p) > MaxSize || p[0] != formatV1 {
 		return Data{}, ErrCorrupt
 	}
-	r := reader{p: p[1:]}
+	r := reader{p: p[1:], s: string(p[1:])}
 	visits := r.uvarint()
 	d.CSRF = r.string(maxText)
 	flag := r.byte()
@@ -140,9 +144,10 @@ func Decode(p []byte) (Data, error) {
 }
 
 // reader reads the encoding; after the first failure it returns zero values
-// and err stays set.
+// and err stays set. s is a copy of p, which strings are cut from.
 type reader struct {
 	p   []byte
+	s   string
 	err bool
 }
 
@@ -155,8 +160,14 @@ func (r *reader) uvarint() uint64 {
 		r.err = true
 		return 0
 	}
-	r.p = r.p[n:]
+	r.skip(n)
 	return v
+}
+
+// skip advances past n bytes.
+func (r *reader) skip(n int) {
+	r.p = r.p[n:]
+	r.s = r.s[n:]
 }
 
 func (r *reader) byte() byte {
@@ -165,7 +176,7 @@ func (r *reader) byte() byte {
 		return 0
 	}
 	c := r.p[0]
-	r.p = r.p[1:]
+	r.skip(1)
 	return c
 }
 
@@ -175,7 +186,7 @@ func (r *reader) string(limit int) string {
 		r.err = true
 		return ""
 	}
-	s := string(r.p[:n])
-	r.p = r.p[n:]
+	s := r.s[:n]
+	r.skip(int(n))
 	return s
 }

@@ -171,9 +171,13 @@ func (m *Manager) Update(ctx context.Context, id string, fn func(*Data) error) (
 	bp := m.bufs.Get().(*[]byte)
 	defer m.bufs.Put(bp)
 	var written *Session // the last write that was refused
+	created := false     // written is a new session
 	for attempt := 0; attempt < m.attempts; attempt++ {
 		if attempt > 0 {
 			if err := m.backoff(ctx, attempt); err != nil {
+				if m.hooks.Conflict != nil {
+					m.hooks.Conflict()
+				}
 				return Session{}, false, err
 			}
 		}
@@ -184,6 +188,9 @@ func (m *Manager) Update(ctx context.Context, id string, fn func(*Data) error) (
 		if written != nil && s.version == written.version {
 			// The store reported a conflict for a write that did land (a
 			// reply lost and the command retried): it is ours, done.
+			if created && m.hooks.Created != nil {
+				m.hooks.Created()
+			}
 			return *written, true, nil
 		}
 		d := s.Data
@@ -211,7 +218,7 @@ func (m *Manager) Update(ctx context.Context, id string, fn func(*Data) error) (
 			if s.ID == "" {
 				id = newID // a lost reply may have stored it: look there next
 			}
-			written = &Session{ID: newID, Data: d, version: next}
+			written, created = &Session{ID: newID, Data: d, version: next}, s.ID == ""
 			continue
 		}
 		m.observe("cas", start, err)

@@ -5,12 +5,16 @@ package views
 
 import (
 	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
 	"io/fs"
-	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/gofiber/template/html/v2"
+	"sync"
+	"sync/atomic"
+	"text/template/parse"
 
 	"tote/cart"
 	"tote/catalog"
@@ -26,17 +30,233 @@ var static embed.FS
 // Layout is the name of the layout every page is rendered in.
 const Layout = "layouts/main"
 
-// Engine returns the template engine for Fiber's Config.Views, with tote's
-// template functions. Templates are named by their path without ".html":
-// "pages/cart".
-func Engine() *html.Engine {
-	e := html.NewFileSystem(http.FS(templates), ".html")
-	e.AddFuncMap(map[string]any{
+// Engine returns tote's template engine for Fiber's Config.Views, with
+// tote's template functions. Templates are named by their path without
+// ".html": "pages/cart". A page rendered in a layout appears where the
+// layout calls {{embed}}, executed with the same data.
+func Engine() *Renderer {
+	return &Renderer{fsys: templates, funcs: template.FuncMap{
 		"money":  Money,
 		"plural": plural,
 		"int64":  func(n int) int64 { return int64(n) },
+	}}
+}
+
+// Renderer is a fiber.Views over html/template that renders concurrently.
+//
+// It replaces gofiber/template/html, which takes an exclusive lock around
+// every render in a layout (it rebinds the layout's "embed" function to the
+// page for each render) and so runs one render at a time however many cores
+// there are. Renderer binds each page to each layout once, at Load: in a
+// template set of its own, the layout's {{embed}} becomes {{template PAGE
+// $}}, so that a render is one Execute of an escaped template and takes no
+// lock of its own. The output is the same: the page, executed with the
+// render's data, in place of {{embed}}.
+type Renderer struct {
+	fsys  fs.FS
+	funcs template.FuncMap
+
+	mu      sync.Mutex // held by Load and by the first render of a layout and page not seen at Load
+	loaded  atomic.Bool
+	sources map[string]string             // template name -> text
+	pages   map[string]*template.Template // rendered alone; read-only after Load
+	layouts sync.Map                      // layoutPage -> *template.Template
+}
+
+type layoutPage struct{ layout, page string }
+
+// embedFunc is the name of the function a layout calls where the page goes.
+const embedFunc = "embed"
+
+// Load parses every template. Fiber calls it when the app is made; Render
+// calls it if nobody did.
+func (r *Renderer) Load() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.loaded.Load() {
+		return nil
+	}
+	sources := map[string]string{}
+	err := fs.WalkDir(r.fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".html") {
+			return err
+		}
+		b, err := fs.ReadFile(r.fsys, path)
+		if err != nil {
+			return err
+		}
+		sources[strings.TrimSuffix(path, ".html")] = string(b)
+		return nil
 	})
-	return e
+	if err != nil {
+		return fmt.Errorf("views: %w", err)
+	}
+	set, err := r.parse(sources)
+	if err != nil {
+		return err
+	}
+	pages := map[string]*template.Template{}
+	for name := range sources {
+		pages[name] = set.Lookup(name)
+	}
+	r.sources, r.pages = sources, pages
+	// Bind every page to every template that calls {{embed}} (the layouts).
+	for layout := range sources {
+		if !callsEmbed(set.Lookup(layout).Tree.Root) {
+			continue
+		}
+		for page := range sources {
+			if page == layout {
+				continue
+			}
+			t, err := r.bind(layout, page)
+			if err != nil {
+				return err
+			}
+			r.layouts.Store(layoutPage{layout, page}, t)
+		}
+	}
+	r.loaded.Store(true)
+	return nil
+}
+
+// parse parses every template into one set, in which they can call each
+// other with {{template}}.
+func (r *Renderer) parse(sources map[string]string) (*template.Template, error) {
+	set := template.New("").Funcs(r.funcs).Funcs(template.FuncMap{
+		embedFunc: func() (template.HTML, error) { return "", errors.New("views: {{embed}} called outside a layout") },
+	})
+	for name, text := range sources {
+		if _, err := set.New(name).Parse(text); err != nil {
+			return nil, fmt.Errorf("views: %w", err)
+		}
+	}
+	return set, nil
+}
+
+// bind returns the layout with page in place of its {{embed}}, in a
+// template set of its own.
+func (r *Renderer) bind(layout, page string) (*template.Template, error) {
+	set, err := r.parse(r.sources)
+	if err != nil {
+		return nil, err
+	}
+	call, err := parse.Parse("call", "{{template "+strconv.Quote(page)+" $}}", "", "")
+	if err != nil {
+		return nil, fmt.Errorf("views: %w", err)
+	}
+	t := set.Lookup(layout)
+	replaceEmbed(t.Tree.Root, call["call"].Root.Nodes[0])
+	return t, nil
+}
+
+// Render executes the template name with binding into w, inside the layout
+// if one is given. Fiber renders into a buffer, so a failed render writes
+// nothing to the client.
+func (r *Renderer) Render(w io.Writer, name string, binding any, layout ...string) error {
+	if !r.loaded.Load() {
+		if err := r.Load(); err != nil {
+			return err
+		}
+	}
+	var t *template.Template
+	switch {
+	case len(layout) == 0 || layout[0] == "":
+		t = r.pages[name]
+		if t == nil {
+			return fmt.Errorf("views: template %s does not exist", name)
+		}
+	case len(layout) > 1 && layout[1] != "":
+		return fmt.Errorf("views: one layout at a time, not %q", layout)
+	default:
+		v, ok := r.layouts.Load(layoutPage{layout[0], name})
+		if !ok {
+			var err error
+			if v, err = r.bindLate(layout[0], name); err != nil {
+				return err
+			}
+		}
+		t = v.(*template.Template)
+	}
+	return t.Execute(w, binding)
+}
+
+// bindLate binds a layout and page that Load did not pair: a layout that
+// does not call {{embed}} (the page is then not shown), or a name that is
+// not a template, which is an error.
+func (r *Renderer) bindLate(layout, page string) (*template.Template, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.layouts.Load(layoutPage{layout, page}); ok {
+		return v.(*template.Template), nil
+	}
+	for _, name := range []string{layout, page} {
+		if _, ok := r.sources[name]; !ok {
+			return nil, fmt.Errorf("views: template %s does not exist", name)
+		}
+	}
+	t, err := r.bind(layout, page)
+	if err != nil {
+		return nil, err
+	}
+	r.layouts.Store(layoutPage{layout, page}, t)
+	return t, nil
+}
+
+// isEmbed reports whether n is the action {{embed}}.
+func isEmbed(n parse.Node) bool {
+	a, ok := n.(*parse.ActionNode)
+	if !ok || len(a.Pipe.Decl) > 0 || len(a.Pipe.Cmds) != 1 || len(a.Pipe.Cmds[0].Args) != 1 {
+		return false
+	}
+	id, ok := a.Pipe.Cmds[0].Args[0].(*parse.IdentifierNode)
+	return ok && id.Ident == embedFunc
+}
+
+// callsEmbed reports whether the tree under n has an {{embed}} action.
+func callsEmbed(n parse.Node) bool {
+	found := false
+	walkLists(n, func(l *parse.ListNode) {
+		for _, c := range l.Nodes {
+			found = found || isEmbed(c)
+		}
+	})
+	return found
+}
+
+// replaceEmbed replaces every {{embed}} action under n with call.
+func replaceEmbed(n parse.Node, call parse.Node) {
+	walkLists(n, func(l *parse.ListNode) {
+		for i, c := range l.Nodes {
+			if isEmbed(c) {
+				l.Nodes[i] = call
+			}
+		}
+	})
+}
+
+// walkLists calls fn for every list of nodes under n: the bodies of if,
+// range and with, and their else branches.
+func walkLists(n parse.Node, fn func(*parse.ListNode)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		fn(n)
+		for _, c := range n.Nodes {
+			walkLists(c, fn)
+		}
+	case *parse.IfNode:
+		walkLists(n.List, fn)
+		walkLists(n.ElseList, fn)
+	case *parse.RangeNode:
+		walkLists(n.List, fn)
+		walkLists(n.ElseList, fn)
+	case *parse.WithNode:
+		walkLists(n.List, fn)
+		walkLists(n.ElseList, fn)
+	}
 }
 
 // Static returns the static files (stylesheet, script, favicon), rooted so

@@ -7,10 +7,13 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 
 	"tote/cart"
+	"tote/catalog"
 	"tote/session"
 )
 
@@ -51,13 +54,133 @@ type itemJSON struct {
 	LineTotal int64  `json:"line_total"`
 }
 
+// sendCart answers the session's cart as the contract's Cart JSON: what
+// encoding/json makes of cartJSON, byte for byte, appended by hand (a
+// cart is on every API response, and reflection was most of its cost).
 func (s *server) sendCart(c *fiber.Ctx, d *session.Data) error {
 	sum := d.Cart.Price(s.cat)
-	out := cartJSON{Items: make([]itemJSON, len(sum.Lines)), ItemCount: sum.ItemCount, Subtotal: sum.Subtotal, Currency: sum.Currency, Visits: d.Visits}
+	bp := jsonBufs.Get().(*[]byte)
+	b := append((*bp)[:0], `{"items":[`...)
 	for i, l := range sum.Lines {
-		out.Items[i] = itemJSON{ProductID: l.Product.ID, Title: l.Product.Title, UnitPrice: l.Product.Price, Quantity: l.Quantity, LineTotal: l.LineTotal}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if head, ok := s.itemHeads[l.Product.ID]; ok {
+			b = append(b, head...)
+		} else {
+			b = appendItemHead(b, l.Product)
+		}
+		b = strconv.AppendInt(b, int64(l.Quantity), 10)
+		b = append(b, `,"line_total":`...)
+		b = strconv.AppendInt(b, l.LineTotal, 10)
+		b = append(b, '}')
 	}
-	return c.JSON(out)
+	b = append(b, `],"item_count":`...)
+	b = strconv.AppendInt(b, int64(sum.ItemCount), 10)
+	b = append(b, `,"subtotal":`...)
+	b = strconv.AppendInt(b, sum.Subtotal, 10)
+	b = append(b, `,"currency":`...)
+	b = appendJSONString(b, sum.Currency)
+	b = append(b, `,"visits":`...)
+	b = strconv.AppendInt(b, d.Visits, 10)
+	b = append(b, '}')
+	c.Response().SetBody(b) // copies
+	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+	*bp = b
+	jsonBufs.Put(bp)
+	return nil
+}
+
+// appendControl appends \b or \f as encoding/json does (short), or as
+// slog's JSONHandler does (\u0008, \u000c).
+func appendControl(b []byte, short, c byte, useShort bool) []byte {
+	if useShort {
+		return append(b, '\\', short)
+	}
+	const hex = "0123456789abcdef"
+	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+}
+
+var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// itemHeads returns, for each product, the start of its line in a cart's
+// JSON: everything up to the quantity, which depends on the cart.
+func itemHeads(products []catalog.Product) map[string][]byte {
+	m := make(map[string][]byte, len(products))
+	for _, p := range products {
+		m[p.ID] = appendItemHead(nil, p)
+	}
+	return m
+}
+
+// appendItemHead appends `{"product_id":...,"title":...,"unit_price":N,"quantity":`.
+func appendItemHead(b []byte, p catalog.Product) []byte {
+	b = append(b, `{"product_id":`...)
+	b = appendJSONString(b, p.ID)
+	b = append(b, `,"title":`...)
+	b = appendJSONString(b, p.Title)
+	b = append(b, `,"unit_price":`...)
+	b = strconv.AppendInt(b, p.Price, 10)
+	return append(b, `,"quantity":`...)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it: <, > and & as \u003c, \u003e and \u0026, U+2028 and U+2029,
+// control characters, and invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte { return appendJSONStringOf(b, s, true) }
+
+// appendJSONStringOf appends s as a JSON string, escaping <, > and & only
+// if html (slog's JSONHandler does not; it also writes \b and \f as \u00XX).
+func appendJSONStringOf(b []byte, s string, html bool) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = appendControl(b, 'b', c, html)
+			case '\f':
+				b = appendControl(b, 'f', c, html)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // GET /api/products

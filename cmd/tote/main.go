@@ -46,7 +46,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	// One JSON line per request, buffered (see logWriter); flushed when run
+	// returns.
+	logOut := newLogWriter(stdout)
+	defer logOut.Close()
+	log := slog.New(slog.NewJSONHandler(logOut, nil))
 
 	cat := catalog.Default()
 	if cfg.catalogFile != "" {
@@ -69,7 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	m := newMetrics()
 	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
-	app := newServer(cat, sessions, cfg, log, m).routes()
+	srv := newServer(cat, sessions, cfg, log, m)
+	srv.access = logOut
+	app := srv.routes()
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -87,6 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("pprof listening", "addr", dln.Addr().String())
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "store", cfg.store, "products", len(cat.Products()), "session_ttl", cfg.ttl.String())
+	logOut.Flush()
 
 	served := make(chan error, 1)
 	go func() { served <- app.Listener(ln) }()

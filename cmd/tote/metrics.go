@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,6 +23,20 @@ type metrics struct {
 	storeErrors *prometheus.CounterVec   // by op
 	conflicts   prometheus.Counter
 	created     prometheus.Counter
+
+	// The children of the vectors that requests and store operations
+	// use, found once: a lookup by label values hashes them every time.
+	counters  sync.Map // requestKey -> prometheus.Counter
+	latencies sync.Map // route -> prometheus.Observer
+	getOp     prometheus.Observer
+	casOp     prometheus.Observer
+}
+
+// requestKey is a request's labels. Its strings are constants or routes as
+// registered, never Fiber's reused buffers.
+type requestKey struct {
+	route, method string
+	status        int
 }
 
 func newMetrics() *metrics {
@@ -53,19 +68,38 @@ func newMetrics() *metrics {
 	for _, op := range []string{"get", "cas"} {
 		m.storeErrors.WithLabelValues(op) // show zero before the first error
 	}
+	m.getOp, m.casOp = m.storeOps.WithLabelValues("get"), m.storeOps.WithLabelValues("cas")
 	return m
 }
 
+// request counts a request and observes its latency. route must be a
+// constant or a route as registered (see routeLabel).
 func (m *metrics) request(route, method string, status int, took time.Duration) {
-	m.requests.WithLabelValues(route, methodLabel(method), strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(took.Seconds())
+	k := requestKey{route, methodLabel(method), status}
+	c, ok := m.counters.Load(k)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(k, m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	h, ok := m.latencies.Load(route)
+	if !ok {
+		h, _ = m.latencies.LoadOrStore(route, m.latency.WithLabelValues(route))
+	}
+	h.(prometheus.Observer).Observe(took.Seconds())
 }
 
 // sessionHooks feed the session manager's events into the metrics.
 func (m *metrics) sessionHooks() session.Hooks {
 	return session.Hooks{
 		StoreOp: func(op string, took time.Duration, err error) {
-			m.storeOps.WithLabelValues(op).Observe(took.Seconds())
+			switch op {
+			case "get":
+				m.getOp.Observe(took.Seconds())
+			case "cas":
+				m.casOp.Observe(took.Seconds())
+			default:
+				m.storeOps.WithLabelValues(op).Observe(took.Seconds())
+			}
 			if err != nil {
 				m.storeErrors.WithLabelValues(op).Inc()
 			}

@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+
+	"tote/session"
 )
 
 // GET /readyz: 200 when the session store answers, else 503.
@@ -33,15 +40,160 @@ func (s *server) observe(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	route := routeLabel(c)
 	s.metrics.request(route, c.Method(), status, took)
-	attrs := []any{
-		"method", c.Method(), "path", c.Path(), "route", route, "status", status,
-		"duration_ms", float64(took.Microseconds()) / 1000, "bytes", len(c.Response().Body()),
+	short := "" // the session id's first 6 characters: never the whole id
+	if id := c.Cookies(cookieName); session.ValidID(id) {
+		short = id[:6]
 	}
-	if id := sessionID(c); id != "" {
-		attrs = append(attrs, "session", id[:6]+"…") // never the whole id
+	if s.access != nil {
+		bp := lineBufs.Get().(*[]byte)
+		*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short)
+		s.access.Write(*bp)
+		lineBufs.Put(bp)
+		return nil
 	}
-	s.log.Info("request", attrs...)
+	// The strings from c point into buffers Fiber reuses: the handler
+	// formats the line before LogAttrs returns.
+	attrs := [7]slog.Attr{
+		slog.String("method", c.Method()), slog.String("path", c.Path()), slog.String("route", route),
+		slog.Int("status", status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+		slog.Int("bytes", len(c.Response().Body())),
+	}
+	n := 6
+	if short != "" {
+		attrs[n] = slog.String("session", short+"…")
+		n++
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
 	return nil
+}
+
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// appendRequestLine appends the log line of a request, as slog's
+// JSONHandler writes s.log.LogAttrs(ctx, slog.LevelInfo, "request", ...)
+// with observe's attributes, byte for byte, at a fraction of its cost (it
+// formats the float through encoding/json). short is the first 6
+// characters of the session id, or "".
+func appendRequestLine(b []byte, t time.Time, method, path, route string, status int, took time.Duration, bytes int, short string) []byte {
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","method":`...)
+	b = appendLogString(b, method)
+	b = append(b, `,"path":`...)
+	b = appendLogString(b, path)
+	b = append(b, `,"route":`...)
+	b = appendLogString(b, route)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"duration_ms":`...)
+	// encoding/json writes a float64 in [1e-6, 1e21) as 'f' with the
+	// shortest precision, and 0 as 0: a duration in ms is one of these.
+	b = strconv.AppendFloat(b, float64(took.Microseconds())/1000, 'f', -1, 64)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(bytes), 10)
+	if short != "" {
+		b = append(b, `,"session":`...)
+		b = appendLogString(b, short+"…")
+	}
+	return append(b, "}\n"...)
+}
+
+// appendLogString appends s as slog's JSONHandler does: like
+// appendJSONString, but leaving <, > and & as they are.
+func appendLogString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return appendJSONStringOf(b, s, false)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// logWriter buffers the log for stdout, so that the line of every request
+// is not a write(2) of its own: lines are written out together every
+// flushEvery, when the buffer holds logBuffer bytes, on Flush and on
+// Close. Each Write is one whole line (slog's handlers write a record at
+// once), so lines are never split or interleaved. A crash loses at most
+// the last flushEvery of lines.
+type logWriter struct {
+	w io.Writer
+
+	mu  sync.Mutex // guards buf
+	buf []byte
+
+	wmu   sync.Mutex // orders the writes to w; guards spare
+	spare []byte
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+const (
+	flushEvery = 100 * time.Millisecond
+	logBuffer  = 64 << 10
+)
+
+func newLogWriter(w io.Writer) *logWriter {
+	l := &logWriter{w: w, buf: make([]byte, 0, logBuffer), spare: make([]byte, 0, logBuffer), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				l.Flush()
+			case <-l.stop:
+				return
+			}
+		}
+	}()
+	return l
+}
+
+// Write appends p to the buffer, and writes the buffer out if it is full.
+func (l *logWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, p...)
+	full := len(l.buf) >= logBuffer
+	l.mu.Unlock()
+	if full {
+		l.Flush()
+	}
+	return len(p), nil
+}
+
+// Flush writes out what the buffer holds.
+func (l *logWriter) Flush() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	out := l.buf
+	l.buf = l.spare[:0]
+	l.mu.Unlock()
+	var err error
+	if len(out) > 0 {
+		_, err = l.w.Write(out)
+	}
+	if cap(out) <= 4*logBuffer { // keep the buffer, unless a burst grew it
+		l.spare = out[:0]
+	} else {
+		l.spare = make([]byte, 0, logBuffer)
+	}
+	return err
+}
+
+// Close stops the periodic flush and flushes. Writes after Close are
+// buffered until the next Flush.
+func (l *logWriter) Close() error {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+	})
+	return l.Flush()
 }
 
 // routeLabel is the route a request took, as registered ("/api/cart/items/:id"),

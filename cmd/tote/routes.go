@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -22,10 +23,16 @@ type server struct {
 	secure   bool // COOKIE_SECURE
 	log      *slog.Logger
 	metrics  *metrics
+	access   io.Writer // where request lines go, formatted by hand (see observe); nil: through log
+
+	// The start of each product's line in a cart's JSON (see sendCart);
+	// the catalog does not change.
+	itemHeads map[string][]byte
 }
 
 func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log *slog.Logger, m *metrics) *server {
-	return &server{cat: cat, sessions: sessions, secure: cfg.secure, log: log, metrics: m}
+	return &server{cat: cat, sessions: sessions, secure: cfg.secure, log: log, metrics: m,
+		itemHeads: itemHeads(cat.Products())}
 }
 
 // Limits of the HTTP server.

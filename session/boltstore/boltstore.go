@@ -10,9 +10,9 @@
 //	data
 //
 // Reads are read-only transactions that check the expiry themselves, writes
-// go through bbolt's Batch so that concurrent requests share one fsync, and
-// a background sweeper deletes expired records. Writes keep bbolt's
-// durability: an acknowledged write survives a crash of the process.
+// are group-committed so that concurrent requests share one transaction and
+// one fsync, and a background sweeper deletes expired records. Writes keep
+// bbolt's durability: an acknowledged write survives a crash of the process.
 package boltstore
 
 import (
@@ -39,11 +39,8 @@ const FileName = "tote.db"
 // lockTimeout is how long Open waits for another holder of the file to let go.
 const lockTimeout = time.Second
 
-// batchDelay is how long a Batch waits for more writers to join it before it
-// commits. bbolt's default, 10ms, caps 64 concurrent writers at about 6,000
-// writes a second and puts 10ms on every lone write; 1ms measured about
-// 38,000 a second with the same fsync per batch.
-const batchDelay = time.Millisecond
+// maxBatch bounds the writes committed in one transaction.
+const maxBatch = 1000
 
 // headerLen is the length of the expiry and version that prefix every value.
 const headerLen = 16
@@ -65,6 +62,12 @@ type Options struct {
 type Store struct {
 	db   *bolt.DB
 	path string
+
+	// The group commit: writes queue here while a transaction commits, and
+	// the next transaction takes them all (see write).
+	qmu        sync.Mutex
+	queue      []*pendingWrite
+	committing bool
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -90,7 +93,6 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 	}
-	db.MaxBatchDelay = batchDelay
 	err = db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketName)
 		return err
@@ -145,8 +147,8 @@ func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error
 // undecodable record counts as none). A ttl <= 0 means the record never
 // expires. Otherwise it returns session.ErrConflict and stores nothing.
 //
-// Concurrent calls are coalesced into one transaction and one fsync by
-// bbolt's Batch; the call returns once the write is durable.
+// Concurrent calls are coalesced into one transaction and one fsync (a
+// group commit, see write); the call returns once the write is durable.
 func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -157,36 +159,102 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 	if next == 0 {
 		return errors.New("boltstore: next version is 0")
 	}
-	key := []byte(id)
 	// The value is built once, outside the transaction: it copies the
 	// caller's data, and bbolt keeps a reference until the commit.
-	val := encode(deadline(time.Now().UnixNano(), ttl), next, data)
-
-	// Batch may run the function more than once (a batch that fails is
-	// replayed, and a function that returns an error is re-run on its own),
-	// so a conflict is reported through this variable, reset on every run,
-	// and the function only returns bbolt's own errors.
-	var conflict bool
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		conflict = false
-		b := tx.Bucket(bucketName)
-		var cur uint64
-		if h, ok := decode(b.Get(key)); ok && !h.expired(time.Now().UnixNano()) {
-			cur = h.version
-		}
-		if cur != old {
-			conflict = true
-			return nil
-		}
-		return b.Put(key, val)
-	})
-	if err != nil {
+	w := &pendingWrite{
+		key: []byte(id), old: old,
+		val:  encode(deadline(time.Now().UnixNano(), ttl), next, data),
+		done: make(chan bool, 1),
+	}
+	if err := s.write(w); err != nil {
 		return fmt.Errorf("boltstore: compare-and-swap: %w", err)
 	}
-	if conflict {
+	if w.conflict {
 		return session.ErrConflict
 	}
 	return nil
+}
+
+// pendingWrite is one CompareAndSwap waiting for its transaction.
+type pendingWrite struct {
+	key, val []byte
+	old      uint64
+	done     chan bool // true: the write was committed (see err); false: lead the next commit
+
+	conflict bool  // the stored version was not old; nothing was written
+	err      error // the transaction failed; nothing was written
+}
+
+// write commits w together with every write that queued while the previous
+// transaction committed: a group commit, with one fsync for the group and
+// no waiting for company (bbolt's Batch waits MaxBatchDelay for more
+// writers before it commits, which is a delay on every lone write).
+//
+// The first writer to find no commit running leads: it takes the queue,
+// commits it in one transaction, reports each write's outcome, and hands
+// the lead to the first writer that queued meanwhile, so that no writer
+// commits for others for longer than its own transaction.
+func (s *Store) write(w *pendingWrite) error {
+	s.qmu.Lock()
+	s.queue = append(s.queue, w)
+	if s.committing {
+		s.qmu.Unlock()
+		if <-w.done {
+			return w.err
+		}
+		s.qmu.Lock() // led to commit the queue, w in it
+	}
+	s.committing = true
+	n := min(len(s.queue), maxBatch)
+	batch := s.queue[:n:n]
+	s.queue = append([]*pendingWrite(nil), s.queue[n:]...)
+	s.qmu.Unlock()
+
+	s.commit(batch)
+	for _, o := range batch {
+		if o != w {
+			o.done <- true
+		}
+	}
+
+	s.qmu.Lock()
+	if len(s.queue) > 0 {
+		s.queue[0].done <- false // lead the next transaction
+	} else {
+		s.committing = false
+	}
+	s.qmu.Unlock()
+	return w.err
+}
+
+// commit runs one transaction for batch and records each write's outcome.
+// Writes to the same key in one batch apply in order, each seeing the one
+// before.
+func (s *Store) commit(batch []*pendingWrite) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketName)
+		now := time.Now().UnixNano()
+		for _, w := range batch {
+			var cur uint64
+			if h, ok := decode(b.Get(w.key)); ok && !h.expired(now) {
+				cur = h.version
+			}
+			w.conflict = cur != w.old
+			if w.conflict {
+				continue
+			}
+			if err := b.Put(w.key, w.val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Nothing of the transaction was stored.
+		for _, w := range batch {
+			w.conflict, w.err = false, err
+		}
+	}
 }
 
 // Ping reports whether the database is open and readable.

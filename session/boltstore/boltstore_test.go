@@ -523,7 +523,7 @@ func TestClose(t *testing.T) {
 }
 
 // BenchmarkCompareAndSwapParallel measures writes from 64 concurrent
-// connections, which Batch coalesces into shared fsyncs.
+// connections, which the group commit coalesces into shared fsyncs.
 func BenchmarkCompareAndSwapParallel(b *testing.B) {
 	ctx := context.Background()
 	s := openStore(b, b.TempDir(), Options{})

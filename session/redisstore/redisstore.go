@@ -1,8 +1,10 @@
 // Package redisstore is a session.Store kept in Redis, a single server or a
-// Redis Cluster. It reads through github.com/gofiber/storage/redis and writes
-// with a compare-and-swap Lua script, one round trip per call, with timeouts
-// short enough that an unreachable or hung Redis fails each call within about
-// a second instead of stalling the request that made it.
+// Redis Cluster, on the go-redis client of github.com/gofiber/storage/redis.
+// It reads with GET and writes with a compare-and-swap Lua script, one
+// command and so one round trip per call; the commands of concurrent calls
+// travel together in pipelines (see pipeline). The timeouts are short enough
+// that an unreachable or hung Redis fails each call within about a second
+// instead of stalling the request that made it.
 //
 // Each record is one Redis string under Prefix+id: the 8-byte big-endian
 // version followed by the session data, set with a millisecond expiry (PX).
@@ -16,6 +18,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +69,7 @@ type Store struct {
 	conn    goredis.UniversalClient
 	cluster *goredis.ClusterClient // nil for a single server
 	prefix  string
+	pipe    *pipeline // GET and EVALSHA of concurrent calls, sent together
 
 	closeOnce sync.Once
 	closeErr  error
@@ -126,7 +130,7 @@ func Open(o Options) (*Store, error) {
 		conn = cluster
 	}
 	storage := fiberredis.NewFromConnection(conn)
-	return &Store{storage: storage, conn: storage.Conn(), cluster: cluster, prefix: prefix}, nil
+	return &Store{storage: storage, conn: storage.Conn(), cluster: cluster, prefix: prefix, pipe: &pipeline{conn: storage.Conn()}}, nil
 }
 
 // parseURL turns a redis:// or rediss:// URL into client options with our
@@ -213,10 +217,19 @@ func clusterOptions(addrs []string) (*goredis.ClusterOptions, error) {
 // key is the Redis key of session id.
 func (s *Store) key(id string) string { return s.prefix + id }
 
-// Get returns the record stored under id, in one GET. A value that is not a
-// record (shorter than the 8-byte version, or version 0) counts as absent.
+// Get returns the record stored under id, in one GET, pipelined with the
+// commands of concurrent calls. A value that is not a record (shorter than
+// the 8-byte version, or version 0) counts as absent.
 func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error) {
-	val, err := s.storage.GetWithContext(ctx, s.key(id))
+	if err := ctx.Err(); err != nil {
+		return session.Record{}, false, fmt.Errorf("redis get: %w", err)
+	}
+	cmd := goredis.NewStringCmd(ctx, "get", s.key(id))
+	s.pipe.do(cmd)
+	val, err := cmd.Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return session.Record{}, false, nil
+	}
 	if err != nil {
 		return session.Record{}, false, fmt.Errorf("redis get: %w", err)
 	}
@@ -250,8 +263,9 @@ return 1
 // CompareAndSwap stores data under id with version next, to expire after ttl
 // (rounded up to whole milliseconds), if the stored version is old; old == 0
 // means no record may exist. It is one round trip: EVALSHA of a Lua script
-// that compares and sets a single key (so it works on Redis Cluster), falling
-// back to EVAL once if Redis does not have the script cached.
+// that compares and sets a single key (so it works on Redis Cluster),
+// pipelined with the commands of concurrent calls, falling back to EVAL once
+// if Redis does not have the script cached.
 //
 // An error other than session.ErrConflict (a timeout, a dropped connection)
 // leaves it unknown whether the record was stored, as with any remote write.
@@ -272,7 +286,17 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 	binary.BigEndian.PutUint64(val, next)
 	val = append(val, data...)
 
-	n, err := casScript.Run(ctx, s.conn, []string{s.key(id)}, want, val, ms).Int64()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis compare-and-swap: %w", err)
+	}
+	key := s.key(id)
+	cmd := goredis.NewCmd(ctx, "evalsha", casScript.Hash(), 1, key, want, val, ms)
+	cmd.SetFirstKeyPos(3) // the key, for Redis Cluster
+	s.pipe.do(cmd)
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT ") {
+		cmd = casScript.Eval(ctx, s.conn, []string{key}, want, val, ms)
+	}
+	n, err := cmd.Int64()
 	if err != nil {
 		return fmt.Errorf("redis compare-and-swap: %w", err)
 	}

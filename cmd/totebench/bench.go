@@ -1,0 +1,522 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"tote/catalog"
+)
+
+// deepID is the benchmark's own book, with a stock that adds never exhaust.
+const deepID = "totebench-deep"
+
+// bench is one run of the benchmark.
+type bench struct {
+	o          options
+	dir        string // temporary: logs, data, script, id files
+	wrk        string // wrk's path
+	tote       string // the built tote
+	self       string // this binary, for -hello
+	out        io.Writer
+	scriptFile string
+	catalog    string   // CATALOG_FILE
+	cartBooks  []string // the books of every pool session's cart, deepID last
+	helloURL   string
+	helloIDs   string // a file of made-up ids for the baseline's cookies
+}
+
+// row is one line of the table.
+type row struct {
+	store, route string
+	res          result
+	hello        result  // the baseline's runs interleaved with this row's
+	roundTrips   float64 // Redis commands per request; < 0: not measured
+}
+
+func (r row) ratio() float64 { return r.res.rps() / r.hello.rps() }
+
+var routeNames = map[string]string{
+	"post":  "POST /api/cart/items",
+	"cart":  "GET /api/cart",
+	"page":  "GET / (HTML, a visit)",
+	"hello": "GET / (hello world)",
+}
+
+// writeFiles writes the wrk script, the catalog and the baseline's ids.
+func (b *bench) writeFiles() error {
+	b.scriptFile = filepath.Join(b.dir, "totebench.lua")
+	if err := os.WriteFile(b.scriptFile, []byte(scriptText()), 0o644); err != nil {
+		return err
+	}
+	// The embedded catalog, as tote serves it, plus one book with a deep
+	// stock. Every session's cart holds two of the catalog's books and one
+	// copy of the deep one.
+	cat := catalog.Default()
+	products := append([]catalog.Product(nil), cat.Products()...)
+	for _, p := range products {
+		if p.Stock >= 2 && len(b.cartBooks) < 2 {
+			b.cartBooks = append(b.cartBooks, p.ID)
+		}
+	}
+	b.cartBooks = append(b.cartBooks, deepID)
+	products = append(products, catalog.Product{ID: deepID, Title: "The Benchmark", Author: "A. Load", Price: 1250, Currency: cat.Currency(), Stock: 1_000_000})
+	data, err := json.Marshal(map[string]any{"currency": cat.Currency(), "products": products})
+	if err != nil {
+		return err
+	}
+	b.catalog = filepath.Join(b.dir, "catalog.json")
+	if err := os.WriteFile(b.catalog, data, 0o644); err != nil {
+		return err
+	}
+	ids := make([]string, b.o.sessions)
+	for i := range ids {
+		var r [24]byte
+		rand.Read(r[:])
+		ids[i] = base64.RawURLEncoding.EncodeToString(r[:])
+	}
+	b.helloIDs = filepath.Join(b.dir, "hello-ids.txt")
+	return os.WriteFile(b.helloIDs, []byte(strings.Join(ids, "\n")+"\n"), 0o644)
+}
+
+// startHello starts the baseline, which runs for the whole benchmark (idle
+// between its runs), and warms it up.
+func (b *bench) startHello(ctx context.Context) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := start("hello world", b.self, []string{"-hello", addr}, nil, filepath.Join(b.dir, "hello.log"))
+	if err != nil {
+		return nil, err
+	}
+	b.helloURL = "http://" + addr + "/"
+	if err := waitHTTP(p, b.helloURL); err != nil {
+		p.stop()
+		return nil, err
+	}
+	if _, err := b.runWrk(ctx, b.helloURL, "hello", b.helloIDs, max(b.o.warmup, 1)); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// cell measures one route after a warm-up: -d runs of one second, each
+// next to a one-second run of the hello world, in the order hello, tote,
+// tote, hello, hello, tote ..., so that the machine's drift and bursts of
+// other load hit both alike. It returns tote's runs and the baseline's.
+func (b *bench) cell(ctx context.Context, url, mode, idFile string) (res, hello result, err error) {
+	if b.o.warmup > 0 {
+		if _, err := b.runWrk(ctx, url, mode, idFile, b.o.warmup); err != nil {
+			return res, hello, err
+		}
+	}
+	for k := range b.o.seconds {
+		for j := range 2 {
+			if (k+j)%2 == 0 {
+				r, err := b.runWrk(ctx, b.helloURL, "hello", b.helloIDs, 1)
+				if err != nil {
+					return res, hello, err
+				}
+				hello.add(r)
+			} else {
+				r, err := b.runWrk(ctx, url, mode, idFile, 1)
+				if err != nil {
+					return res, hello, err
+				}
+				res.add(r)
+			}
+		}
+	}
+	return res, hello, nil
+}
+
+// store runs tote on one store and measures each route, then contention. It
+// returns the table's rows and the lines printed after the table.
+func (b *bench) store(ctx context.Context, store string) ([]row, []string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, nil, err
+	}
+	env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
+	var redisAddr string
+	switch store {
+	case "file":
+		env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"))
+	case "redis":
+		var rp *proc
+		rp, redisAddr, err = startRedis(b.dir, filepath.Join(b.dir, "redis.log"))
+		if err != nil {
+			return nil, nil, err
+		}
+		defer rp.stop()
+		env = append(env, "REDIS_URL=redis://"+redisAddr+"/0")
+	}
+	debugAddr := ""
+	if b.o.profileDir != "" {
+		if debugAddr, err = freeAddr(); err != nil {
+			return nil, nil, err
+		}
+		env = append(env, "DEBUG_ADDR="+debugAddr)
+	}
+	logFile := filepath.Join(b.dir, "tote-"+store+".log")
+	p, err := start("tote", b.tote, nil, env, logFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer p.stop()
+	base := "http://" + addr
+	if err := waitHTTP(p, base+"/readyz"); err != nil {
+		return nil, nil, fmt.Errorf("%w; see %s", err, logFile)
+	}
+
+	fmt.Fprintf(b.out, "# %s: creating %d sessions ...\n", store, b.o.sessions)
+	c := newClient(base)
+	ids, err := c.createPool(b.o.sessions, b.cartBooks)
+	if err != nil {
+		return nil, nil, err
+	}
+	idFile := filepath.Join(b.dir, "ids-"+store+".txt")
+	if err := os.WriteFile(idFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
+		return nil, nil, err
+	}
+
+	var rows []row
+	var lines []string
+	for _, route := range b.o.routes {
+		var profile chan error
+		if debugAddr != "" {
+			// The profile covers the warm-up and the runs of tote, and the
+			// baseline's runs in between, when tote idles.
+			profile = make(chan error, 1)
+			go func() {
+				profile <- fetchProfile(ctx, debugAddr, b.o.warmup+2*b.o.seconds, filepath.Join(b.o.profileDir, store+"-"+route+".pprof"))
+			}()
+		}
+		before, err := b.counters(c, redisAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, hello, err := b.cell(ctx, base+"/", route, idFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := row{store: store, route: routeNames[route], res: res, hello: hello, roundTrips: -1}
+		if redisAddr != "" {
+			time.Sleep(200 * time.Millisecond) // the requests in flight when wrk stopped
+			after, err := b.counters(c, redisAddr)
+			if err != nil {
+				return nil, nil, err
+			}
+			// Per request that tote served: wrk does not count the ones
+			// still in flight when it stops.
+			r.roundTrips = float64(roundTrips(before.redis, after.redis)) / float64(after.served-before.served)
+		}
+		if profile != nil {
+			if err := <-profile; err != nil {
+				return nil, nil, err
+			}
+		}
+		fmt.Fprintf(b.out, "# %s %s: %.0f requests/s, %.2f of the hello world's %.0f\n", store, r.route, res.rps(), r.ratio(), hello.rps())
+		rows = append(rows, r)
+	}
+
+	if redisAddr != "" {
+		// A new visitor's read: no cookie, so no session to load.
+		before, err := commandCalls(redisAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		const n = 200
+		for range n {
+			if _, err := c.do("GET", "/api/cart", "", "", nil); err != nil {
+				return nil, nil, err
+			}
+		}
+		after, err := commandCalls(redisAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, fmt.Sprintf("redis round trips: a new visitor's GET /api/cart (no cookie): %.2f per request (%d requests)",
+			float64(roundTrips(before, after))/n, n))
+	}
+
+	if b.o.contention {
+		line, err := b.contention(ctx, store, base, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, line)
+	}
+	if done, err := p.exited(); done {
+		return nil, nil, fmt.Errorf("tote exited during the benchmark (%v); see %s", err, logFile)
+	}
+	return rows, lines, nil
+}
+
+// counters are the Redis command counts and the requests tote served.
+type counters struct {
+	redis  map[string]int64
+	served int64
+}
+
+// counters reads Redis's INFO commandstats and tote's request count from
+// /metrics, when there is a Redis.
+func (b *bench) counters(c *client, redisAddr string) (counters, error) {
+	if redisAddr == "" {
+		return counters{}, nil
+	}
+	calls, err := commandCalls(redisAddr)
+	if err != nil {
+		return counters{}, err
+	}
+	served, err := c.served()
+	return counters{calls, served}, err
+}
+
+// contention sends GET / of one session from every connection: each request
+// is a visit, a read-modify-write of the same session. It checks that no
+// answered visit was lost: the visit count must have grown by at least the
+// number of 200s (and by at most that plus the requests still in flight
+// when wrk stopped).
+func (b *bench) contention(ctx context.Context, store, base string, c *client) (string, error) {
+	ids, err := c.createPool(1, b.cartBooks[:1])
+	if err != nil {
+		return "", err
+	}
+	idFile := filepath.Join(b.dir, "contention-"+store+".txt")
+	if err := os.WriteFile(idFile, []byte(ids[0]+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if b.o.warmup > 0 {
+		if _, err := b.runWrk(ctx, base+"/", "contention", idFile, b.o.warmup); err != nil {
+			return "", err
+		}
+	}
+	// Let the requests still in flight finish: an Update waits at most a
+	// second for its turn.
+	time.Sleep(1200 * time.Millisecond)
+	before, err := c.visits(ids[0])
+	if err != nil {
+		return "", err
+	}
+	res, err := b.runWrk(ctx, base+"/", "contention", idFile, b.o.seconds)
+	if err != nil {
+		return "", err
+	}
+	time.Sleep(1200 * time.Millisecond)
+	after, err := c.visits(ids[0])
+	if err != nil {
+		return "", err
+	}
+	gained := after - before
+	check := "no visit lost"
+	if gained < res.ok || gained > res.ok+int64(b.o.connections) {
+		check = "LOST UPDATES"
+	}
+	total := max(res.ok+res.conflicts+res.other, 1)
+	return fmt.Sprintf("contention, %-6s one session from %d connections, GET /: %6.0f requests/s, 409 %5.1f%%, other errors %d, p50 %s, p99 %s; visits +%d for %d 200s: %s",
+		store, b.o.connections, res.rps(), 100*float64(res.conflicts)/float64(total), res.other+res.socketErrors,
+		ms(res.percentile(50)), ms(res.percentile(99)), gained, res.ok, check), nil
+}
+
+// fetchProfile saves a CPU profile of seconds from tote's DEBUG_ADDR.
+func fetchProfile(ctx context.Context, debugAddr string, seconds int, path string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debugAddr, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %v %s", err, resp.Status)
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+// client talks to tote's JSON API to set up the sessions.
+type client struct {
+	base string
+	http *http.Client
+}
+
+func newClient(base string) *client {
+	return &client{base: base, http: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 16},
+	}}
+}
+
+// do sends one request with the session cookie id (if any) and a JSON body
+// (if any), and returns the session id the response sets, or id.
+func (c *client) do(method, path, id, body string, out any) (string, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return "", err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if id != "" {
+		req.Header.Set("Cookie", "session_id="+id)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return "", err
+		}
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "session_id" {
+			id = ck.Value
+		}
+	}
+	return id, nil
+}
+
+// createPool creates n sessions, each with one copy of each book in its
+// cart, 16 at a time, and returns their ids.
+func (c *client) createPool(n int, books []string) ([]string, error) {
+	ids := make([]string, n)
+	err := parallel(n, func(i int) error {
+		id := ""
+		for _, book := range books {
+			var err error
+			if id, err = c.do("POST", "/api/cart/items", id, `{"product_id":"`+book+`","quantity":1}`, nil); err != nil {
+				return err
+			}
+		}
+		if id == "" {
+			return errors.New("tote set no session cookie")
+		}
+		ids[i] = id
+		return nil
+	})
+	return ids, err
+}
+
+// resetPool sets the deep book's line of every session back to 1.
+func (c *client) resetPool(ids []string) error {
+	return parallel(len(ids), func(i int) error {
+		_, err := c.do("PUT", "/api/cart/items/"+deepID, ids[i], `{"quantity":1}`, nil)
+		return err
+	})
+}
+
+// served returns how many requests tote has answered, from /metrics
+// (leaving out the scrapes of /metrics).
+func (c *client) served() (int64, error) {
+	resp, err := c.http.Get(c.base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "tote_http_requests_total{") || strings.Contains(line, `route="/metrics"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("/metrics: %q", line)
+		}
+		n += int64(v)
+	}
+	return n, nil
+}
+
+// visits returns the session's visit count.
+func (c *client) visits(id string) (int64, error) {
+	var cart struct {
+		Visits int64 `json:"visits"`
+	}
+	_, err := c.do("GET", "/api/cart", id, "", &cart)
+	return cart.Visits, err
+}
+
+// parallel runs fn(0..n-1) on 16 goroutines and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	next := make(chan int)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// printTable prints the rows aligned: first the baseline over all its runs.
+func printTable(w io.Writer, rows []row) {
+	var hello result
+	for _, r := range rows {
+		hello.add(r.hello)
+	}
+	fmt.Fprintf(w, "%-7s %-22s %8s %8s %8s %8s %6s %9s %6s\n", "store", "route", "req/s", "p50", "p99", "hello/s", "ratio", "redis/req", "errors")
+	fmt.Fprintf(w, "%-7s %-22s %8.0f %8s %8s %8s %6s %9s %6d\n", "hello", routeNames["hello"], hello.rps(), ms(hello.percentile(50)), ms(hello.percentile(99)), "", "1.00", "-", hello.statusErrors+hello.socketErrors)
+	for _, r := range rows {
+		rt := "-"
+		if r.roundTrips >= 0 {
+			rt = fmt.Sprintf("%.2f", r.roundTrips)
+		}
+		fmt.Fprintf(w, "%-7s %-22s %8.0f %8s %8s %8.0f %6.2f %9s %6d\n", r.store, r.route, r.res.rps(), ms(r.res.percentile(50)), ms(r.res.percentile(99)),
+			r.hello.rps(), r.ratio(), rt, r.res.statusErrors+r.res.socketErrors)
+	}
+	fmt.Fprintln(w, "ratio: req/s over hello/s, the hello world's rate in its one-second runs interleaved with the row's.")
+	fmt.Fprintln(w, "redis/req: commands tote sent to Redis per request it served (INFO commandstats, less the GET and SET run inside the CAS script).")
+	fmt.Fprintln(w, "errors: responses of 400 or more, and socket errors.")
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000)
+}

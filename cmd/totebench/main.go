@@ -1,0 +1,256 @@
+// Command totebench is tote's load benchmark: it builds tote, runs it on
+// each session store (memory, file, and redis on a private redis-server it
+// starts), drives its hot routes with wrk from a pool of sessions, and
+// prints one table of requests per second, p50 and p99 latency, the ratio to
+// a minimal Fiber hello world measured in the same run, and Redis commands
+// per request; then a line on a new visitor's Redis round trips and one
+// contention line per store.
+//
+//	go run ./cmd/totebench                 # every store and route, about 2.5 minutes
+//	go run ./cmd/totebench -d 10 -stores redis -routes post,cart
+//
+// The load is a shop's: a pool of sessions (-sessions, 512), each with a
+// small cart (3 lines), taken in turn by wrk's connections, so that no
+// session has two requests in flight. Each wrk thread owns half of the pool
+// and walks it round robin: a session's next request leaves only after the
+// 255 other sessions of its thread have had one. One session hammered from
+// every connection measures the concurrency control instead, and is
+// reported apart as contention, with a check that no visit answered 200 was
+// lost.
+//
+// The routes:
+//
+//	post  POST /api/cart/items {"product_id":"totebench-deep","quantity":1}: a change
+//	      (store Get + compare-and-swap). A session's first two requests in each
+//	      wrk run, and every 45th after them, are a PUT of that line back to 1
+//	      (also a change), so the line never reaches the limit of 99.
+//	cart  GET /api/cart: a read (one store Get).
+//	page  GET /: the catalog page, which counts a visit (a change) and renders HTML.
+//
+// The baseline is this same binary (totebench -hello ADDR): Fiber's hello
+// world, driven by the same wrk script with cookies, so that the client's
+// cost is the same in every run. wrk, tote, redis-server and the baseline
+// share the machine's cores, and a shared machine is noisy: each cell is -d
+// one-second wrk runs of tote interleaved with as many of the baseline
+// (hello, tote, tote, hello, hello, tote ...), after a warm-up, and its ratio
+// is tote's rate over the baseline's in those runs. The absolute numbers
+// depend on the machine and on whatever else runs on it; the ratios are what
+// to compare. Latency percentiles pool the runs' distributions (see
+// result.percentile). wrk must be installed (Debian: apt-get install wrk).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	seconds     int      // -d: measured seconds per cell
+	warmup      int      // -warmup: seconds of unmeasured load before each cell
+	stores      []string // -stores
+	routes      []string // -routes
+	sessions    int      // -sessions: size of the pool
+	threads     int      // -t
+	connections int      // -c
+	contention  bool     // -contention
+	profileDir  string   // -cpuprofile: a CPU profile of tote per cell
+	keep        bool     // -keep: keep the temporary directory
+	toteBin     string   // -tote: a tote binary to run instead of building one
+	toteEnv     []string // -env: more environment for tote
+}
+
+var (
+	allStores = []string{"memory", "file", "redis"}
+	allRoutes = []string{"post", "cart", "page"}
+)
+
+func main() {
+	hello := flag.String("hello", "", "serve the Fiber hello world on this address and nothing else (used by totebench itself)")
+	var o options
+	var stores, routes string
+	flag.IntVar(&o.seconds, "d", 5, "measured seconds per cell")
+	flag.IntVar(&o.warmup, "warmup", 1, "seconds of load before each cell, not measured")
+	flag.StringVar(&stores, "stores", strings.Join(allStores, ","), "session stores to run, comma-separated: "+strings.Join(allStores, ","))
+	flag.StringVar(&routes, "routes", strings.Join(allRoutes, ","), "routes to drive, comma-separated: post (POST /api/cart/items), cart (GET /api/cart), page (GET /)")
+	flag.IntVar(&o.sessions, "sessions", 512, "sessions in the pool")
+	flag.IntVar(&o.threads, "t", 2, "wrk threads")
+	flag.IntVar(&o.connections, "c", 64, "wrk connections")
+	flag.BoolVar(&o.contention, "contention", true, "also measure one session from every connection, per store")
+	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of tote for each cell into this directory (tote's DEBUG_ADDR)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (tote's logs, the file store, wrk's script)")
+	flag.StringVar(&o.toteBin, "tote", "", "run this tote binary instead of building ./cmd/tote (to compare versions)")
+	flag.Func("env", "`KEY=VALUE` to add to tote's environment, e.g. GOGC=200 (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return errors.New("want KEY=VALUE")
+		}
+		o.toteEnv = append(o.toteEnv, v)
+		return nil
+	})
+	flag.Parse()
+
+	if *hello != "" {
+		if err := serveHello(*hello); err != nil {
+			fmt.Fprintln(os.Stderr, "totebench -hello:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var err error
+	if o.stores, err = parseList(stores, allStores); err != nil {
+		fail(fmt.Errorf("-stores: %w", err))
+	}
+	if o.routes, err = parseList(routes, allRoutes); err != nil {
+		fail(fmt.Errorf("-routes: %w", err))
+	}
+	if o.seconds < 1 || o.warmup < 0 || o.sessions < o.threads || o.threads < 1 || o.connections < o.threads {
+		fail(errors.New("need -d >= 1, -warmup >= 0, -t >= 1, -c >= -t and -sessions >= -t"))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "totebench:", err)
+	os.Exit(1)
+}
+
+func parseList(s string, known []string) ([]string, error) {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if !slices.Contains(known, v) {
+			return nil, fmt.Errorf("unknown %q (want some of %s)", v, strings.Join(known, ","))
+		}
+		out = append(out, v)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty")
+	}
+	return out, nil
+}
+
+// run is the whole benchmark: build, start the baseline, then each store's
+// cells, then the table.
+func run(ctx context.Context, o options, out io.Writer) error {
+	wrkPath, err := exec.LookPath("wrk")
+	if err != nil {
+		return errors.New("wrk is not installed (Debian: apt-get install wrk)")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil && slices.Contains(o.stores, "redis") {
+		return errors.New("redis-server is not installed (Debian: apt-get install redis-server), or leave redis out: -stores memory,file")
+	}
+	dir, err := os.MkdirTemp("", "totebench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(out, "# keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	b := &bench{o: o, dir: dir, wrk: wrkPath, out: out}
+	fmt.Fprintf(out, "# totebench: %s\n", b.machine())
+	fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up, then %d one-second runs interleaved with %d of the hello world; %d sessions of 3 lines; GOMAXPROCS %d\n",
+		o.threads, o.connections, o.warmup, o.seconds, o.seconds, o.sessions, runtime.NumCPU())
+	if o.toteBin != "" {
+		fmt.Fprintln(out, "# tote:", o.toteBin)
+		b.tote = o.toteBin
+	} else {
+		fmt.Fprintln(out, "# building tote ...")
+		if b.tote, err = buildTote(ctx, dir); err != nil {
+			return err
+		}
+	}
+	if b.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if err := b.writeFiles(); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	hello, err := b.startHello(ctx)
+	if err != nil {
+		return err
+	}
+	defer hello.stop()
+	var rows []row
+	var lines []string
+	for _, store := range o.stores {
+		r, l, err := b.store(ctx, store)
+		if err != nil {
+			return fmt.Errorf("%s store: %w", store, err)
+		}
+		rows = append(rows, r...)
+		lines = append(lines, l...)
+	}
+	fmt.Fprintln(out)
+	printTable(out, rows)
+	if len(lines) > 0 {
+		fmt.Fprintln(out)
+		for _, l := range lines {
+			fmt.Fprintln(out, l)
+		}
+	}
+	fmt.Fprintf(out, "\n# %s in all\n", time.Since(start).Round(time.Second))
+	return nil
+}
+
+// machine describes where the benchmark runs.
+func (b *bench) machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = ", load average " + strings.Join(strings.Fields(string(data))[:3], " ")
+	}
+	wrkVersion := ""
+	if outp, err := exec.Command(b.wrk, "-v").CombinedOutput(); err == nil {
+		wrkVersion = ", " + strings.Fields(string(outp))[0] + " " + strings.Fields(string(outp))[1]
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s %s/%s%s%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH, wrkVersion, load)
+}
+
+// buildTote builds cmd/tote into dir.
+func buildTote(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "tote")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "tote/cmd/tote")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build tote/cmd/tote: %w", err)
+	}
+	return bin, nil
+}
