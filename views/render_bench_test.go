@@ -25,6 +25,10 @@ func pageData(tb testing.TB, lines int) map[string]Data {
 			}
 		}
 	}
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		tb.Fatal(err)
+	}
 	d.Visits, d.CSRF = 7, "b5H3qX0v1s0mE-t0K3n_0f-f0rty-thr33-ch4r4ct3r"
 	d.Flash = session.Flash{Message: `Added 1 × "Dune" <b>`, Error: false}
 	withData := func(fill func(*Data)) Data {
@@ -33,7 +37,7 @@ func pageData(tb testing.TB, lines int) map[string]Data {
 		return v
 	}
 	return map[string]Data{
-		"pages/catalog": withData(func(v *Data) { v.Title, v.Products = "Books", cat.Products() }),
+		"pages/catalog": withData(func(v *Data) { v.Title, v.Books = "Books", shelf.HTML(*v) }),
 		"pages/product": withData(func(v *Data) { v.Title, v.Product = cat.Products()[0].Title, cat.Products()[0] }),
 		"pages/cart":    withData(func(v *Data) { v.Title = "Your cart" }),
 		"pages/error":   {Unavailable: true, Title: "Temporarily unavailable", Status: 503, Message: "The cart is unavailable right now."},

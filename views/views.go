@@ -280,11 +280,11 @@ type Data struct {
 	Unavailable bool          // the session store could not be read: no cart to show
 
 	// One page or another.
-	Title    string
-	Products []catalog.Product
-	Product  catalog.Product
-	Status   int    // error pages
-	Message  string // error pages
+	Title   string
+	Books   template.HTML // the catalog page's books (see Shelf)
+	Product catalog.Product
+	Status  int    // error pages
+	Message string // error pages
 }
 
 // Context returns the template context of a page shown with session data d:

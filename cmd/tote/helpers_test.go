@@ -54,7 +54,11 @@ func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 	m := newMetrics()
 	mgr := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app := newServer(cat, mgr, cfg, log, m).routes()
+	srv, err := newServer(cat, mgr, cfg, log, m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	app := srv.routes()
 	return &testApp{app: app, base: serve(tb, app), store: mem}
 }
 

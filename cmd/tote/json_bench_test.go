@@ -44,7 +44,10 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 // TestSendCartMatchesEncodingJSON checks the whole cart body against what
 // c.JSON made of cartJSON before sendCart appended it by hand.
 func TestSendCartMatchesEncodingJSON(t *testing.T) {
-	srv := newServer(benchCatalog(t), nil, config{}, nil, nil)
+	srv, err := newServer(benchCatalog(t), nil, config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	app := fiber.New()
 	for _, n := range []int{0, 1, 3, 20} {
 		var d session.Data

@@ -73,7 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	m := newMetrics()
 	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
-	srv := newServer(cat, sessions, cfg, log, m)
+	srv, err := newServer(cat, sessions, cfg, log, m)
+	if err != nil {
+		return err
+	}
 	srv.access = logOut
 	app := srv.routes()
 

@@ -44,9 +44,11 @@ func (s *server) pageView(c *fiber.Ctx, status int, page string, fill func(*view
 
 // GET /
 func (s *server) catalogPage(c *fiber.Ctx) error {
+	release := func() {}
+	defer func() { release() }() // after the page is rendered
 	return s.pageView(c, fiber.StatusOK, "pages/catalog", func(d *views.Data) {
 		d.Title = "Books"
-		d.Products = s.cat.Products()
+		d.Books, release = s.shelf.Lend(*d)
 	})
 }
 

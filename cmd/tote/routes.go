@@ -28,11 +28,16 @@ type server struct {
 	// The start of each product's line in a cart's JSON (see sendCart);
 	// the catalog does not change.
 	itemHeads map[string][]byte
+	shelf     *views.Shelf // the catalog page's books, rendered at start
 }
 
-func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log *slog.Logger, m *metrics) *server {
+func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log *slog.Logger, m *metrics) (*server, error) {
+	shelf, err := views.NewShelf(cat.Products())
+	if err != nil {
+		return nil, err
+	}
 	return &server{cat: cat, sessions: sessions, secure: cfg.secure, log: log, metrics: m,
-		itemHeads: itemHeads(cat.Products())}
+		itemHeads: itemHeads(cat.Products()), shelf: shelf}, nil
 }
 
 // Limits of the HTTP server.

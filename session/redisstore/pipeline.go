@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -11,7 +14,17 @@ import (
 const (
 	maxPipelines = 4   // pipelines in flight at once
 	maxBatch     = 128 // commands in one pipeline
+
+	// queueTimeout bounds how long a command waits for a pipeline, as
+	// go-redis's PoolTimeout bounds the wait for a connection: on a hung
+	// Redis every pipeline waits out its read timeouts, and a command
+	// queued behind them would then wait out its own as well.
+	queueTimeout = readTimeout
 )
+
+// errQueueTimeout is the error of a command that found every pipeline busy
+// for queueTimeout.
+var errQueueTimeout = errors.New("redis: no pipeline free within " + queueTimeout.String())
 
 // pipeline sends the commands of concurrent calls to Redis together: each
 // call's command still makes its round trip, but many travel in one write
@@ -30,6 +43,10 @@ const (
 // pipeline as they do to a command.
 type pipeline struct {
 	conn goredis.UniversalClient
+	// timeout bounds a pipeline as the client's timeouts and retries bound
+	// a plain command (go-redis retries a pipeline that timed out for about
+	// twice as long as a command); 0: no bound of ours.
+	timeout time.Duration
 
 	mu      sync.Mutex
 	queue   []*queued
@@ -54,7 +71,7 @@ func (p *pipeline) do(cmd goredis.Cmder) {
 	} else {
 		p.queue = append(p.queue, q)
 		p.mu.Unlock()
-		if !<-q.lead {
+		if !p.wait(q) {
 			return
 		}
 		p.mu.Lock()
@@ -84,12 +101,38 @@ func (p *pipeline) do(cmd goredis.Cmder) {
 	p.mu.Unlock()
 }
 
+// wait waits for q's turn: it reports whether q is to lead the next
+// pipeline, or false if its command has run or has given up waiting.
+func (p *pipeline) wait(q *queued) bool {
+	t := time.NewTimer(queueTimeout)
+	defer t.Stop()
+	select {
+	case lead := <-q.lead:
+		return lead
+	case <-t.C:
+	}
+	p.mu.Lock()
+	if i := slices.Index(p.queue, q); i >= 0 {
+		p.queue = slices.Delete(p.queue, i, i+1)
+		p.mu.Unlock()
+		q.cmd.SetErr(errQueueTimeout)
+		return false
+	}
+	p.mu.Unlock()
+	return <-q.lead // taken off the queue just now: its message is on the way
+}
+
 // exec sends the batch's commands in one pipeline. The outcome of each is
 // in its Cmder; a failure of the connection fails them all.
 func (p *pipeline) exec(batch []*queued) {
 	// The callers' contexts cannot all govern one pipeline: the client's
-	// read and write timeouts bound it instead.
+	// read and write timeouts, and p.timeout, bound it instead.
 	ctx := context.Background()
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
 	pipe := p.conn.Pipeline()
 	for _, q := range batch {
 		_ = pipe.Process(ctx, q.cmd)

@@ -110,6 +110,7 @@ func Open(o Options) (*Store, error) {
 	}
 	var conn goredis.UniversalClient
 	var cluster *goredis.ClusterClient
+	var bound time.Duration // what a command's attempts may take in all
 	switch {
 	case o.URL != "" && len(o.ClusterAddrs) > 0:
 		return nil, errors.New("redisstore: both URL and ClusterAddrs are set; set exactly one")
@@ -121,6 +122,7 @@ func Open(o Options) (*Store, error) {
 			return nil, err
 		}
 		conn = goredis.NewClient(opt)
+		bound = attemptsBound(opt.MaxRetries+1, opt.ReadTimeout, opt.MaxRetryBackoff)
 	default:
 		opt, err := clusterOptions(o.ClusterAddrs)
 		if err != nil {
@@ -128,9 +130,21 @@ func Open(o Options) (*Store, error) {
 		}
 		cluster = goredis.NewClusterClient(opt)
 		conn = cluster
+		bound = attemptsBound(opt.MaxRedirects+1, opt.ReadTimeout, opt.MaxRetryBackoff)
 	}
 	storage := fiberredis.NewFromConnection(conn)
-	return &Store{storage: storage, conn: storage.Conn(), cluster: cluster, prefix: prefix, pipe: &pipeline{conn: storage.Conn()}}, nil
+	return &Store{storage: storage, conn: storage.Conn(), cluster: cluster, prefix: prefix,
+		pipe: &pipeline{conn: storage.Conn(), timeout: bound}}, nil
+}
+
+// attemptsBound is how long a plain command takes to fail on a hung Redis:
+// each attempt waits out the read timeout, with a backoff in between. 0 if
+// reads have no timeout (a read_timeout of -1 in the URL).
+func attemptsBound(attempts int, read, backoff time.Duration) time.Duration {
+	if read <= 0 {
+		return 0
+	}
+	return time.Duration(max(attempts, 1))*read + backoff
 }
 
 // parseURL turns a redis:// or rediss:// URL into client options with our

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,48 @@ func TestRedisHung(t *testing.T) {
 	srv.Resume(t)
 	mustRecover(t, s, "after-resume")
 	// A pause loses nothing.
+	if err := wantGet(context.Background(), s, "kept", true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRedisHungConcurrent: on a hung Redis, many calls at once (more than
+// fit in the pipelines in flight) each fail within the bound too: a call
+// queued behind pipelines that wait out their timeouts gives up waiting
+// instead of then waiting out its own.
+func TestRedisHungConcurrent(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, redisstore.Options{URL: srv.URL()})
+	mustCAS(t, s, "kept", 0, 1, "kept")
+
+	srv.Pause(t)
+	const calls = 64
+	var wg sync.WaitGroup
+	took := make([]time.Duration, calls)
+	errs := make([]error, calls)
+	for i := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			call := ops(s, fmt.Sprintf("hung-%d", i))[i%2].call // Get and CompareAndSwap
+			took[i], errs[i] = timed(call)
+		}()
+		time.Sleep(5 * time.Millisecond) // arriving while the first pipelines wait
+	}
+	wg.Wait()
+	slowest := slices.Max(took)
+	t.Logf("%d calls on a hung Redis: slowest failed after %v", calls, slowest.Round(time.Millisecond))
+	for i, err := range errs {
+		if err == nil || errors.Is(err, session.ErrConflict) {
+			t.Errorf("call %d on a hung Redis: err = %v, want a timeout", i, err)
+		}
+		if took[i] > failBound {
+			t.Errorf("call %d on a hung Redis took %v to fail, want < %v", i, took[i], failBound)
+		}
+	}
+
+	srv.Resume(t)
+	mustRecover(t, s, "after-concurrent-hang")
 	if err := wantGet(context.Background(), s, "kept", true); err != nil {
 		t.Fatal(err)
 	}

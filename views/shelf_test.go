@@ -1,0 +1,212 @@
+package views
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"tote/catalog"
+	"tote/session"
+)
+
+// shelfCatalog is the embedded catalog plus books whose text needs
+// escaping in every context the card uses, and stocks of 1, 2 and 0.
+func shelfCatalog(tb testing.TB) *catalog.Catalog {
+	tb.Helper()
+	products := append([]catalog.Product{
+		{ID: "xss", Title: `<script>alert(1)</script> & "quotes" 'too'`, Author: `Ann <b>Bold</b>`, Price: 1999, Stock: 2},
+		{ID: "one", Title: "The Only Copy", Author: "A. Single", Price: 500, Stock: 1},
+		{ID: "none", Title: "Gone & Sold", Author: "B. Empty", Price: 700, Stock: 0},
+		{ID: "deep", Title: "Deep Stock", Author: "C. Plenty", Price: 100, Stock: 1000},
+	}, catalog.Default().Products()...)
+	data, err := json.Marshal(map[string]any{"currency": "USD", "products": products})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cat, err := catalog.Load(bytes.NewReader(data))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cat
+}
+
+// TestShelfMatchesBook checks that the cached shelf is, byte for byte, what
+// executing the book template for every product makes, in every state a
+// book can be in.
+func TestShelfMatchesBook(t *testing.T) {
+	cat := shelfCatalog(t)
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(d *session.Data, id string, qty int) {
+		t.Helper()
+		p, err := cat.Product(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Cart.Add(p, qty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		fill func(d *session.Data)
+	}{
+		{"new visitor, no token", func(d *session.Data) {}},
+		{"empty cart", func(d *session.Data) { d.CSRF = "b5H3qX0v1s0mE-t0K3n_0f-f0rty" }},
+		{"some lines", func(d *session.Data) {
+			d.CSRF = "tok"
+			add(d, "xss", 1)
+			add(d, "deep", 3)
+		}},
+		{"every copy in the cart", func(d *session.Data) {
+			d.CSRF = "tok"
+			add(d, "xss", 2)
+			add(d, "one", 1)
+			add(d, "deep", 99)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var sd session.Data
+			tt.fill(&sd)
+			d := Context(cat, &sd)
+			var want strings.Builder
+			for _, p := range cat.Products() {
+				h, err := Book(p, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.WriteString(string(h))
+			}
+			if got := shelf.HTML(d); string(got) != want.String() {
+				t.Errorf("shelf differs from the template's rendering\n got: %.600s\nwant: %.600s", got, want.String())
+			}
+		})
+	}
+}
+
+// TestShelfStates checks what each book offers, by selector: an add form
+// with the token, "in your cart" when every copy is, "Out of stock", and
+// catalog text as text.
+func TestShelfStates(t *testing.T) {
+	cat := shelfCatalog(t)
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sd session.Data
+	sd.CSRF = `tok"><script>x</script>`
+	one, _ := cat.Product("one")
+	if err := sd.Cart.Add(one, 1); err != nil {
+		t.Fatal(err)
+	}
+	doc := shelfDoc(t, shelf.HTML(Context(cat, &sd)))
+
+	if n := doc.Find("li.book").Length(); n != len(cat.Products()) {
+		t.Errorf("%d books on the shelf, want %d", n, len(cat.Products()))
+	}
+	if doc.Find("script").Length() != 0 {
+		t.Error("a <script> element came from catalog text or the token")
+	}
+	xss := doc.Find("#book-xss")
+	if got, want := xss.Find("h2 a").Text(), `<script>alert(1)</script> & "quotes" 'too'`; got != want {
+		t.Errorf("xss title shows %q, want %q", got, want)
+	}
+	if got, _ := xss.Find(`input[name="csrf_token"]`).Attr("value"); got != sd.CSRF {
+		t.Errorf("token in the form is %q, want %q", got, sd.CSRF)
+	}
+	if got := doc.Find("#book-one form").Length(); got != 0 {
+		t.Error("the only copy is in the cart, yet the book offers an add form")
+	}
+	if got := doc.Find("#book-one .stock").Text(); !strings.Contains(got, "The only copy is in your cart") {
+		t.Errorf("#book-one says %q", got)
+	}
+	if got := doc.Find("#book-none .stock.out").Text(); got != "Out of stock" {
+		t.Errorf("#book-none says %q, want Out of stock", got)
+	}
+	if doc.Find("#book-none form").Length() != 0 {
+		t.Error("an out-of-stock book offers an add form")
+	}
+}
+
+func shelfDoc(tb testing.TB, h template.HTML) *goquery.Document {
+	tb.Helper()
+	doc, err := goquery.NewDocumentFromReader(strings.NewReader("<ul>" + string(h) + "</ul>"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return doc
+}
+
+// BenchmarkShelf compares the cached shelf with executing the book
+// template for every product.
+func BenchmarkShelf(b *testing.B) {
+	cat := catalog.Default()
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sd session.Data
+	sd.CSRF = "b5H3qX0v1s0mE-t0K3n_0f-f0rty-thr33-ch4r4ct3r"
+	d := Context(cat, &sd)
+	b.Run("cached", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = shelf.HTML(d)
+		}
+	})
+	b.Run("template", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, p := range cat.Products() {
+				if _, err := Book(p, d); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
+
+// TestShelfLend checks that lent shelves are what HTML returns, each with
+// its own token, while many are lent and returned at once.
+func TestShelfLend(t *testing.T) {
+	cat := catalog.Default()
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				var sd session.Data
+				sd.CSRF = fmt.Sprintf("token-%d-%d", g, i)
+				d := Context(cat, &sd)
+				want := shelf.HTML(d)
+				got, release := shelf.Lend(d)
+				same := string(got) == string(want)
+				release()
+				if !same {
+					errs <- fmt.Sprintf("goroutine %d, view %d: lent shelf differs from HTML", g, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
