@@ -29,7 +29,8 @@ type bench struct {
 	dir        string // temporary: logs, data, script, id files
 	wrk        string // wrk's path
 	tote       string // the built tote
-	self       string // this binary, for -hello
+	self       string // this binary, for -hello and -naive
+	viewsDir   string // tote's templates, for -naive
 	out        io.Writer
 	scriptFile string
 	catalog    string   // CATALOG_FILE
@@ -144,47 +145,74 @@ func (b *bench) cell(ctx context.Context, url, mode, idFile string) (res, hello 
 	return res, hello, nil
 }
 
-// store runs tote on one store and measures each route, then contention. It
-// returns the table's rows and the lines printed after the table.
+// isNaive reports whether store is one of the naive baseline's (naive.go),
+// not one of tote's.
+func isNaive(store string) bool { return strings.HasPrefix(store, "naive-") }
+
+// store runs tote on one store, or the naive baseline (naive-memory,
+// naive-redis), and measures each route, then contention. It returns the
+// table's rows and the lines printed after the table.
 func (b *bench) store(ctx context.Context, store string) ([]row, []string, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, nil, err
 	}
-	env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
+	naive := isNaive(store)
 	var redisAddr string
-	switch store {
-	case "file":
-		env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"))
-	case "redis":
+	if store == "redis" || store == "naive-redis" {
 		var rp *proc
-		rp, redisAddr, err = startRedis(b.dir, filepath.Join(b.dir, "redis.log"))
+		rp, redisAddr, err = startRedis(b.dir, filepath.Join(b.dir, store+"-server.log"))
 		if err != nil {
 			return nil, nil, err
 		}
 		defer rp.stop()
-		env = append(env, "REDIS_URL=redis://"+redisAddr+"/0")
 	}
 	debugAddr := ""
-	if b.o.profileDir != "" {
-		if debugAddr, err = freeAddr(); err != nil {
-			return nil, nil, err
+	var p *proc
+	var logFile, ready string
+	if naive {
+		args := []string{"-naive", addr, "-naive-store", strings.TrimPrefix(store, "naive-"), "-naive-catalog", b.catalog, "-naive-views", b.viewsDir}
+		if redisAddr != "" {
+			args = append(args, "-naive-redis", redisAddr)
 		}
-		env = append(env, "DEBUG_ADDR="+debugAddr)
+		if !b.o.naiveRead {
+			args = append(args, "-naive-read-save=false")
+		}
+		logFile, ready = filepath.Join(b.dir, store+".log"), servedPath
+		// -env's runtime settings (GOGC ...) apply to both designs.
+		p, err = start(store, b.self, args, b.o.toteEnv, logFile)
+	} else {
+		env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
+		switch store {
+		case "file":
+			env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"))
+		case "redis":
+			env = append(env, "REDIS_URL=redis://"+redisAddr+"/0")
+		}
+		if b.o.profileDir != "" {
+			if debugAddr, err = freeAddr(); err != nil {
+				return nil, nil, err
+			}
+			env = append(env, "DEBUG_ADDR="+debugAddr)
+		}
+		logFile, ready = filepath.Join(b.dir, "tote-"+store+".log"), "/readyz"
+		p, err = start("tote", b.tote, nil, env, logFile)
 	}
-	logFile := filepath.Join(b.dir, "tote-"+store+".log")
-	p, err := start("tote", b.tote, nil, env, logFile)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer p.stop()
 	base := "http://" + addr
-	if err := waitHTTP(p, base+"/readyz"); err != nil {
+	if err := waitHTTP(p, base+ready); err != nil {
 		return nil, nil, fmt.Errorf("%w; see %s", err, logFile)
 	}
 
+	if naive && b.o.profileDir != "" {
+		fmt.Fprintf(b.out, "# %s: no CPU profile (-cpuprofile profiles tote only)\n", store)
+	}
 	fmt.Fprintf(b.out, "# %s: creating %d sessions ...\n", store, b.o.sessions)
 	c := newClient(base)
+	c.naive = naive
 	ids, err := c.createPool(b.o.sessions, b.cartBooks)
 	if err != nil {
 		return nil, nil, err
@@ -223,7 +251,7 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 			}
 			// Per request that tote served: wrk does not count the ones
 			// still in flight when it stops.
-			r.roundTrips = float64(roundTrips(before.redis, after.redis)) / float64(after.served-before.served)
+			r.roundTrips = float64(b.roundTrips(store, before.redis, after.redis)) / float64(after.served-before.served)
 		}
 		if profile != nil {
 			if err := <-profile; err != nil {
@@ -250,8 +278,12 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 		if err != nil {
 			return nil, nil, err
 		}
-		lines = append(lines, fmt.Sprintf("redis round trips: a new visitor's GET /api/cart (no cookie): %.2f per request (%d requests)",
-			float64(roundTrips(before, after))/n, n))
+		label := "redis round trips"
+		if naive {
+			label += ", " + store
+		}
+		lines = append(lines, fmt.Sprintf("%s: a new visitor's GET /api/cart (no cookie): %.2f per request (%d requests)",
+			label, float64(b.roundTrips(store, before, after))/n, n))
 	}
 
 	if b.o.contention {
@@ -262,9 +294,20 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 		lines = append(lines, line)
 	}
 	if done, err := p.exited(); done {
-		return nil, nil, fmt.Errorf("tote exited during the benchmark (%v); see %s", err, logFile)
+		return nil, nil, fmt.Errorf("%s exited during the benchmark (%v); see %s", p.name, err, logFile)
 	}
 	return rows, lines, nil
+}
+
+// roundTrips returns the commands that the server on store sent to Redis
+// between two snapshots of commandCalls. For tote that is the function
+// roundTrips, which subtracts what its compare-and-set script runs inside
+// Redis; the naive baseline runs no script, and every command counts.
+func (b *bench) roundTrips(store string, before, after map[string]int64) int64 {
+	if isNaive(store) {
+		return commandsSent(before, after)
+	}
+	return roundTrips(before, after)
 }
 
 // counters are the Redis command counts and the requests tote served.
@@ -273,8 +316,8 @@ type counters struct {
 	served int64
 }
 
-// counters reads Redis's INFO commandstats and tote's request count from
-// /metrics, when there is a Redis.
+// counters reads Redis's INFO commandstats and the request count (tote's
+// /metrics, the naive baseline's servedPath), when there is a Redis.
 func (b *bench) counters(c *client, redisAddr string) (counters, error) {
 	if redisAddr == "" {
 		return counters{}, nil
@@ -324,11 +367,20 @@ func (b *bench) contention(ctx context.Context, store, base string, c *client) (
 	}
 	gained := after - before
 	check := "no visit lost"
-	if gained < res.ok || gained > res.ok+int64(b.o.connections) {
+	switch {
+	case isNaive(store):
+		// No locking: concurrent visits overwrite each other. That is the
+		// naive design, not a failure of the benchmark.
+		check = fmt.Sprintf("%.1f%% of the visits answered 200 lost (the naive design has no locking)", 100*float64(max(res.ok-gained, 0))/float64(max(res.ok, 1)))
+	case gained < res.ok:
 		check = "LOST UPDATES"
+	case gained > res.ok+int64(b.o.connections):
+		// Only the requests still in flight when wrk stopped (at most one
+		// per connection) may count a visit that wrk did not see answered.
+		check = "MORE VISITS THAN REQUESTS"
 	}
 	total := max(res.ok+res.conflicts+res.other, 1)
-	return fmt.Sprintf("contention, %-6s one session from %d connections, GET /: %6.0f requests/s, 409 %5.1f%%, other errors %d, p50 %s, p99 %s; visits +%d for %d 200s: %s",
+	return fmt.Sprintf("contention, %-12s one session from %d connections, GET /: %6.0f requests/s, 409 %5.1f%%, other errors %d, p50 %s, p99 %s; visits +%d for %d 200s: %s",
 		store, b.o.connections, res.rps(), 100*float64(res.conflicts)/float64(total), res.other+res.socketErrors,
 		ms(res.percentile(50)), ms(res.percentile(99)), gained, res.ok, check), nil
 }
@@ -351,10 +403,12 @@ func fetchProfile(ctx context.Context, debugAddr string, seconds int, path strin
 	return os.WriteFile(path, data, 0o644)
 }
 
-// client talks to tote's JSON API to set up the sessions.
+// client talks to tote's JSON API, or the naive baseline's, to set up the
+// sessions.
 type client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	naive bool // the naive baseline: served reads servedPath
 }
 
 func newClient(base string) *client {
@@ -427,17 +481,26 @@ func (c *client) createPool(n int, books []string) ([]string, error) {
 	return ids, err
 }
 
-// resetPool sets the deep book's line of every session back to 1.
-func (c *client) resetPool(ids []string) error {
-	return parallel(len(ids), func(i int) error {
-		_, err := c.do("PUT", "/api/cart/items/"+deepID, ids[i], `{"quantity":1}`, nil)
-		return err
-	})
-}
-
 // served returns how many requests tote has answered, from /metrics
-// (leaving out the scrapes of /metrics).
+// (leaving out the scrapes of /metrics), or the naive baseline, from
+// servedPath.
 func (c *client) served() (int64, error) {
+	if c.naive {
+		resp, err := c.http.Get(c.base + servedPath)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("%s: %s %q", servedPath, resp.Status, data)
+		}
+		return n, nil
+	}
 	resp, err := c.http.Get(c.base + "/metrics")
 	if err != nil {
 		return 0, err
@@ -499,22 +562,72 @@ func parallel(n int, fn func(i int) error) error {
 // printTable prints the rows aligned: first the baseline over all its runs.
 func printTable(w io.Writer, rows []row) {
 	var hello result
+	width := len("store")
 	for _, r := range rows {
 		hello.add(r.hello)
+		width = max(width, len(r.store))
 	}
-	fmt.Fprintf(w, "%-7s %-22s %8s %8s %8s %8s %6s %9s %6s\n", "store", "route", "req/s", "p50", "p99", "hello/s", "ratio", "redis/req", "errors")
-	fmt.Fprintf(w, "%-7s %-22s %8.0f %8s %8s %8s %6s %9s %6d\n", "hello", routeNames["hello"], hello.rps(), ms(hello.percentile(50)), ms(hello.percentile(99)), "", "1.00", "-", hello.statusErrors+hello.socketErrors)
+	fmt.Fprintf(w, "%-*s %-22s %8s %8s %8s %8s %6s %9s %6s\n", width, "store", "route", "req/s", "p50", "p99", "hello/s", "ratio", "redis/req", "errors")
+	fmt.Fprintf(w, "%-*s %-22s %8.0f %8s %8s %8s %6s %9s %6d\n", width, "hello", routeNames["hello"], hello.rps(), ms(hello.percentile(50)), ms(hello.percentile(99)), "", "1.00", "-", hello.statusErrors+hello.socketErrors)
+	naive := false
 	for _, r := range rows {
 		rt := "-"
 		if r.roundTrips >= 0 {
 			rt = fmt.Sprintf("%.2f", r.roundTrips)
 		}
-		fmt.Fprintf(w, "%-7s %-22s %8.0f %8s %8s %8.0f %6.2f %9s %6d\n", r.store, r.route, r.res.rps(), ms(r.res.percentile(50)), ms(r.res.percentile(99)),
+		fmt.Fprintf(w, "%-*s %-22s %8.0f %8s %8s %8.0f %6.2f %9s %6d\n", width, r.store, r.route, r.res.rps(), ms(r.res.percentile(50)), ms(r.res.percentile(99)),
 			r.hello.rps(), r.ratio(), rt, r.res.statusErrors+r.res.socketErrors)
+		naive = naive || isNaive(r.store)
 	}
 	fmt.Fprintln(w, "ratio: req/s over hello/s, the hello world's rate in its one-second runs interleaved with the row's.")
-	fmt.Fprintln(w, "redis/req: commands tote sent to Redis per request it served (INFO commandstats, less the GET and SET run inside the CAS script).")
+	if naive {
+		fmt.Fprintln(w, "naive-*: the naive design (totebench -naive, naive.go): Fiber's middleware/session and gob, a map cart, no locking, gofiber/template/html.")
+		fmt.Fprintln(w, "redis/req: commands the server sent to Redis per request it served (INFO commandstats; for tote, less the GET and SET run inside its CAS script).")
+	} else {
+		fmt.Fprintln(w, "redis/req: commands tote sent to Redis per request it served (INFO commandstats, less the GET and SET run inside the CAS script).")
+	}
 	fmt.Fprintln(w, "errors: responses of 400 or more, and socket errors.")
+}
+
+// naivePairs are the stores whose p99 printP99 compares: tote's and the
+// naive design's on the same storage. tote's file store has no naive
+// counterpart, and is compared with none.
+var naivePairs = [][2]string{{"memory", "naive-memory"}, {"redis", "naive-redis"}}
+
+// printP99 compares, for each route, tote's p99 latency with the naive
+// design's on the same storage (issue 5: "p99 latency at 64 connections no
+// worse than the naive design's"), for the pairs that were both measured.
+func printP99(w io.Writer, rows []row, connections int) {
+	find := func(store, route string) (row, bool) {
+		for _, r := range rows {
+			if r.store == store && r.route == route {
+				return r, true
+			}
+		}
+		return row{}, false
+	}
+	header := false
+	for _, pair := range naivePairs {
+		for _, r := range rows {
+			if r.store != pair[0] {
+				continue
+			}
+			n, ok := find(pair[1], r.route)
+			if !ok {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(w, "\np99 at %d connections, tote against the naive design on the same storage (issue 5: no worse than the naive design's):\n", connections)
+				header = true
+			}
+			tp, np := r.res.percentile(99), n.res.percentile(99)
+			verdict := "held"
+			if tp > np {
+				verdict = "WORSE"
+			}
+			fmt.Fprintf(w, "  %-6s %-22s tote %9s  naive %9s  tote/naive %5.2f  %s\n", pair[0], r.route, ms(tp), ms(np), float64(tp)/float64(max(np, 1)), verdict)
+		}
+	}
 }
 
 func ms(d time.Duration) string {

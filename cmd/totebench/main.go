@@ -1,13 +1,15 @@
 // Command totebench is tote's load benchmark: it builds tote, runs it on
 // each session store (memory, file, and redis on a private redis-server it
-// starts), drives its hot routes with wrk from a pool of sessions, and
-// prints one table of requests per second, p50 and p99 latency, the ratio to
-// a minimal Fiber hello world measured in the same run, and Redis commands
-// per request; then a line on a new visitor's Redis round trips and one
-// contention line per store.
+// starts), and the naive design of the same cart on memory and on Redis
+// (naive-memory, naive-redis: see naive.go), drives their hot routes with
+// wrk from a pool of sessions, and prints one table of requests per second,
+// p50 and p99 latency, the ratio to a minimal Fiber hello world measured in
+// the same run, and Redis commands per request; then tote's p99 against the
+// naive design's on the same storage, a line on a new visitor's Redis round
+// trips and one contention line per store.
 //
-//	go run ./cmd/totebench                 # every store and route, about 2.5 minutes
-//	go run ./cmd/totebench -d 10 -stores redis -routes post,cart
+//	go run ./cmd/totebench                 # every store and route, about 4 minutes
+//	go run ./cmd/totebench -d 10 -stores redis,naive-redis -routes post,cart
 //
 // The load is a shop's: a pool of sessions (-sessions, 512), each with a
 // small cart (3 lines), taken in turn by wrk's connections, so that no
@@ -37,6 +39,16 @@
 // depend on the machine and on whatever else runs on it; the ratios are what
 // to compare. Latency percentiles pool the runs' distributions (see
 // result.percentile). wrk must be installed (Debian: apt-get install wrk).
+//
+// The second baseline is the naive design (totebench -naive ADDR
+// -naive-store memory|redis), what issue 5's "p99 latency at 64
+// connections no worse than the naive design's" compares with: Fiber's
+// middleware/session, the cart a map in the session, store.Get and
+// sess.Save on every request, no locking, and the same catalog page
+// rendered by gofiber/template/html. It is measured exactly as tote is
+// (same script, a pool of its own sessions, the same interleaving with the
+// hello world); its contention line reports the visits it lost, which its
+// design allows.
 package main
 
 import (
@@ -69,16 +81,24 @@ type options struct {
 	profileDir  string   // -cpuprofile: a CPU profile of tote per cell
 	keep        bool     // -keep: keep the temporary directory
 	toteBin     string   // -tote: a tote binary to run instead of building one
-	toteEnv     []string // -env: more environment for tote
+	toteEnv     []string // -env: more environment for tote (and the naive baseline)
+	naiveRead   bool     // -naive-read-save: the naive GET /api/cart saves
 }
 
 var (
-	allStores = []string{"memory", "file", "redis"}
+	allStores = []string{"memory", "file", "redis", "naive-memory", "naive-redis"}
 	allRoutes = []string{"post", "cart", "page"}
 )
 
 func main() {
 	hello := flag.String("hello", "", "serve the Fiber hello world on this address and nothing else (used by totebench itself)")
+	naiveAddr := flag.String("naive", "", "serve the naive design's cart (naive.go) on this address and nothing else (used by totebench itself)")
+	var nc naiveConfig
+	flag.StringVar(&nc.store, "naive-store", "memory", "with -naive: the session storage, memory or redis")
+	flag.StringVar(&nc.redisAddr, "naive-redis", "", "with -naive -naive-store redis: the redis-server's `HOST:PORT` (no default)")
+	flag.StringVar(&nc.catalog, "naive-catalog", "", "with -naive: a catalog `file`, as tote's CATALOG_FILE (default: the embedded catalog)")
+	flag.StringVar(&nc.viewsDir, "naive-views", "", "with -naive: tote's views `directory`, whose templates the catalog page is rendered from")
+	flag.BoolVar(&nc.readSave, "naive-read-save", true, "the naive design's GET /api/cart saves the session, as its other routes do (store.Get + sess.Save on every request); false: it only reads")
 	var o options
 	var stores, routes string
 	flag.IntVar(&o.seconds, "d", 5, "measured seconds per cell")
@@ -92,7 +112,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of tote for each cell into this directory (tote's DEBUG_ADDR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (tote's logs, the file store, wrk's script)")
 	flag.StringVar(&o.toteBin, "tote", "", "run this tote binary instead of building ./cmd/tote (to compare versions)")
-	flag.Func("env", "`KEY=VALUE` to add to tote's environment, e.g. GOGC=200 (repeatable)", func(v string) error {
+	flag.Func("env", "`KEY=VALUE` to add to tote's environment and the naive baseline's, e.g. GOGC=200 (repeatable)", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return errors.New("want KEY=VALUE")
 		}
@@ -100,10 +120,18 @@ func main() {
 		return nil
 	})
 	flag.Parse()
+	o.naiveRead = nc.readSave
 
 	if *hello != "" {
 		if err := serveHello(*hello); err != nil {
 			fmt.Fprintln(os.Stderr, "totebench -hello:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *naiveAddr != "" {
+		if err := serveNaive(*naiveAddr, nc); err != nil {
+			fmt.Fprintln(os.Stderr, "totebench -naive:", err)
 			os.Exit(1)
 		}
 		return
@@ -156,8 +184,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return errors.New("wrk is not installed (Debian: apt-get install wrk)")
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil && slices.Contains(o.stores, "redis") {
-		return errors.New("redis-server is not installed (Debian: apt-get install redis-server), or leave redis out: -stores memory,file")
+	if _, err := exec.LookPath("redis-server"); err != nil && (slices.Contains(o.stores, "redis") || slices.Contains(o.stores, "naive-redis")) {
+		return errors.New("redis-server is not installed (Debian: apt-get install redis-server), or leave redis out: -stores memory,file,naive-memory")
 	}
 	dir, err := os.MkdirTemp("", "totebench-")
 	if err != nil {
@@ -178,6 +206,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	fmt.Fprintf(out, "# totebench: %s\n", b.machine())
 	fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up, then %d one-second runs interleaved with %d of the hello world; %d sessions of 3 lines; GOMAXPROCS %d\n",
 		o.threads, o.connections, o.warmup, o.seconds, o.seconds, o.sessions, runtime.NumCPU())
+	if slices.ContainsFunc(o.stores, isNaive) {
+		saves := "every request saves the session, GET /api/cart included"
+		if !o.naiveRead {
+			saves = "every request but GET /api/cart saves the session (-naive-read-save=false)"
+		}
+		fmt.Fprintf(out, "# naive-*: Fiber's middleware/session (gob), the cart a map[string]int, %s; no locking; the catalog page by gofiber/template/html\n", saves)
+	}
 	if o.toteBin != "" {
 		fmt.Fprintln(out, "# tote:", o.toteBin)
 		b.tote = o.toteBin
@@ -189,6 +224,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	if b.self, err = os.Executable(); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(o.stores, isNaive) {
+		if b.viewsDir, err = viewsDir(ctx); err != nil {
+			return err
+		}
 	}
 	if err := b.writeFiles(); err != nil {
 		return err
@@ -212,6 +252,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintln(out)
 	printTable(out, rows)
+	printP99(out, rows, o.connections)
 	if len(lines) > 0 {
 		fmt.Fprintln(out)
 		for _, l := range lines {
@@ -239,7 +280,9 @@ func (b *bench) machine() string {
 	}
 	wrkVersion := ""
 	if outp, err := exec.Command(b.wrk, "-v").CombinedOutput(); err == nil {
-		wrkVersion = ", " + strings.Fields(string(outp))[0] + " " + strings.Fields(string(outp))[1]
+		if f := strings.Fields(string(outp)); len(f) >= 2 {
+			wrkVersion = ", " + f[0] + " " + f[1]
+		}
 	}
 	return fmt.Sprintf("%d CPUs (%s), %s %s/%s%s%s", runtime.NumCPU(), model, runtime.Version(), runtime.GOOS, runtime.GOARCH, wrkVersion, load)
 }
@@ -253,4 +296,15 @@ func buildTote(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build tote/cmd/tote: %w", err)
 	}
 	return bin, nil
+}
+
+// viewsDir returns the directory of tote's templates (package tote/views),
+// which the naive baseline renders its page from: its templates are
+// embedded in tote but not exported.
+func viewsDir(ctx context.Context) (string, error) {
+	outp, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", "tote/views").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list tote/views (the naive baseline renders tote's templates; run totebench in tote's module, or leave out -stores naive-*): %w", err)
+	}
+	return strings.TrimSpace(string(outp)), nil
 }

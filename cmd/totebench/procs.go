@@ -221,16 +221,23 @@ func commandCalls(addr string) (map[string]int64, error) {
 	return calls, nil
 }
 
+// commandsSent returns the commands that Redis ran between two snapshots of
+// commandCalls: what clients sent, when no script ran.
+func commandsSent(before, after map[string]int64) int64 {
+	var total int64
+	for name, n := range after {
+		total += n - before[name]
+	}
+	return total
+}
+
 // roundTrips returns the commands that clients sent between two snapshots of
 // commandCalls. Commands that a script runs inside Redis show in
 // commandstats too: each run of tote's compare-and-set script (EVALSHA, or
 // EVAL) makes one GET and, when it writes, one SET, which tote never sends
 // itself. Those are subtracted.
 func roundTrips(before, after map[string]int64) int64 {
-	var total int64
-	for name, n := range after {
-		total += n - before[name]
-	}
+	total := commandsSent(before, after)
 	scripts := after["evalsha"] - before["evalsha"] + after["eval"] - before["eval"]
 	sets := after["set"] - before["set"]
 	return total - scripts - sets
