@@ -486,27 +486,17 @@ func (c *client) createPool(n int, books []string) ([]string, error) {
 // servedPath.
 func (c *client) served() (int64, error) {
 	if c.naive {
-		resp, err := c.http.Get(c.base + servedPath)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
+		data, err := c.get(servedPath)
 		if err != nil {
 			return 0, err
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("%s: %s %q", servedPath, resp.Status, data)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q", servedPath, data)
 		}
 		return n, nil
 	}
-	resp, err := c.http.Get(c.base + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := c.get("/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -523,6 +513,23 @@ func (c *client) served() (int64, error) {
 		n += int64(v)
 	}
 	return n, nil
+}
+
+// get returns the body of a GET of path, which must answer 200.
+func (c *client) get(path string) ([]byte, error) {
+	resp, err := c.http.Get(c.base + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s %q", path, resp.Status, data)
+	}
+	return data, nil
 }
 
 // visits returns the session's visit count.

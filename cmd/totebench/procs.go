@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"tote/session/redisstore/redistest"
 )
 
 // serveHello is the baseline: Fiber's hello world with its default
@@ -24,6 +24,11 @@ import (
 func serveHello(addr string) error {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Get("/", func(c *fiber.Ctx) error { return c.SendString("Hello, World!") })
+	return serve(app, addr)
+}
+
+// serve serves app on addr until SIGTERM or SIGINT.
+func serve(app *fiber.App, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -149,48 +154,8 @@ func startRedis(dir, logFile string) (*proc, string, error) {
 	}
 }
 
-// redisDo sends one command on a connection of its own, with no client
-// handshake (so that nothing but the command itself shows in INFO
-// commandstats), and returns a simple or bulk string reply.
-func redisDo(addr string, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(conn, b.String()); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	switch {
-	case strings.HasPrefix(line, "+"):
-		return line[1:], nil
-	case strings.HasPrefix(line, "-"):
-		return "", errors.New(line[1:])
-	case strings.HasPrefix(line, "$"):
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", fmt.Errorf("redis: bad reply %q", line)
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	}
-	return "", fmt.Errorf("redis: unexpected reply %q", line)
-}
+// redisDo sends one command on a connection of its own (redistest.Do).
+func redisDo(addr string, args ...string) (string, error) { return redistest.Do(addr, args...) }
 
 // commandCalls returns the calls of each command from INFO commandstats,
 // leaving out INFO itself.

@@ -385,10 +385,15 @@ func (s *Server) signal(tb testing.TB, sig syscall.Signal) {
 	}
 }
 
-// do sends one command on a new connection, without any handshake, and
-// returns the reply: a status or bulk string, or an integer as text.
-func (s *Server) do(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+// do sends one command to s (see Do).
+func (s *Server) do(args ...string) (string, error) { return Do(s.Addr(), args...) }
+
+// Do sends one command to the Redis at addr on a new connection, without
+// any handshake (so that nothing but the command shows in INFO
+// commandstats), and returns the reply: a status or bulk string, or an
+// integer as text. An error reply is an error.
+func Do(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return "", err
 	}
