@@ -9,8 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -158,33 +156,8 @@ func startRedis(dir, logFile string) (*proc, string, error) {
 func redisDo(addr string, args ...string) (string, error) { return redistest.Do(addr, args...) }
 
 // commandCalls returns the calls of each command from INFO commandstats,
-// leaving out INFO itself.
-func commandCalls(addr string) (map[string]int64, error) {
-	reply, err := redisDo(addr, "INFO", "commandstats")
-	if err != nil {
-		return nil, err
-	}
-	calls := map[string]int64{}
-	for _, line := range strings.Split(reply, "\n") {
-		// cmdstat_get:calls=3,usec=12,usec_per_call=4.00,rejected_calls=0,failed_calls=0
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		name = strings.ToLower(strings.TrimPrefix(name, "cmdstat_"))
-		if name == "info" {
-			continue
-		}
-		for _, field := range strings.Split(stats, ",") {
-			if v, ok := strings.CutPrefix(field, "calls="); ok {
-				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-					calls[name] = n
-				}
-			}
-		}
-	}
-	return calls, nil
-}
+// leaving out INFO itself (redistest.CommandCalls).
+func commandCalls(addr string) (map[string]int64, error) { return redistest.CommandCalls(addr) }
 
 // commandsSent returns the commands that Redis ran between two snapshots of
 // commandCalls: what clients sent, when no script ran.

@@ -158,9 +158,19 @@ func (s *Server) Client(tb testing.TB) *goredis.Client {
 // ResetStats themselves add.
 func (s *Server) CommandCalls(tb testing.TB) map[string]int64 {
 	tb.Helper()
-	reply, err := s.do("INFO", "commandstats")
+	calls, err := CommandCalls(s.Addr())
 	if err != nil {
-		tb.Fatalf("redistest: INFO commandstats on %s: %v", s.Addr(), err)
+		tb.Fatalf("redistest: %v", err)
+	}
+	return calls
+}
+
+// CommandCalls returns the calls of each command that the Redis at addr has
+// run, from INFO commandstats, as (*Server).CommandCalls does.
+func CommandCalls(addr string) (map[string]int64, error) {
+	reply, err := Do(addr, "INFO", "commandstats")
+	if err != nil {
+		return nil, fmt.Errorf("INFO commandstats on %s: %w", addr, err)
 	}
 	calls := map[string]int64{}
 	for _, line := range strings.Split(reply, "\n") {
@@ -177,13 +187,13 @@ func (s *Server) CommandCalls(tb testing.TB) map[string]int64 {
 			if v, ok := strings.CutPrefix(field, "calls="); ok {
 				n, err := strconv.ParseInt(v, 10, 64)
 				if err != nil {
-					tb.Fatalf("redistest: INFO commandstats on %s: bad line %q", s.Addr(), line)
+					return nil, fmt.Errorf("INFO commandstats on %s: bad line %q", addr, line)
 				}
 				calls[name] = n
 			}
 		}
 	}
-	return calls
+	return calls, nil
 }
 
 // ResetStats resets the server's statistics (CONFIG RESETSTAT), so that
