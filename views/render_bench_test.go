@@ -49,7 +49,7 @@ func pageData(tb testing.TB, lines int) map[string]Data {
 // page, in the layout and alone.
 func TestRendererMatchesGofiberHTML(t *testing.T) {
 	old := html.NewFileSystem(http.FS(templates), ".html")
-	old.AddFuncMap(map[string]any{"money": Money, "plural": plural, "int64": func(n int) int64 { return int64(n) }})
+	old.AddFuncMap(Funcs())
 	if err := old.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRendererMatchesGofiberHTML(t *testing.T) {
 func BenchmarkRenderer(b *testing.B) {
 	data := pageData(b, 3)["pages/catalog"]
 	old := html.NewFileSystem(http.FS(templates), ".html")
-	old.AddFuncMap(map[string]any{"money": Money, "plural": plural, "int64": func(n int) int64 { return int64(n) }})
+	old.AddFuncMap(Funcs())
 	engines := []struct {
 		name   string
 		engine interface {

@@ -39,7 +39,7 @@ func renderBook(v book) (string, error) {
 	return b.String(), nil
 }
 
-var bookTmpl = template.Must(template.New("partials/book").Funcs(template.FuncMap{"money": Money}).Parse(bookTemplate))
+var bookTmpl = template.Must(template.New("partials/book").Funcs(Funcs()).Parse(bookTemplate))
 
 // Shelf is the catalog page's list of books, rendered once for a catalog
 // and put together for each page view: a book shows one of three things
@@ -123,6 +123,9 @@ var shelfBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return
 
 // Append appends the shelf as HTML shows it to b.
 func (s *Shelf) Append(b []byte, d Data) []byte {
+	// What html/template writes for a token of the base64url alphabet
+	// (tote's); any other text is escaped for the attribute.
+	token := template.HTMLEscapeString(d.CSRF)
 	for i := range s.books {
 		x := &s.books[i]
 		switch {
@@ -132,10 +135,7 @@ func (s *Shelf) Append(b []byte, d Data) []byte {
 			b = append(b, x.full...)
 		default:
 			b = append(b, x.add[0]...)
-			// What html/template writes for a token of the base64url
-			// alphabet (tote's); any other text is escaped for the
-			// attribute.
-			b = append(b, template.HTMLEscapeString(d.CSRF)...)
+			b = append(b, token...)
 			b = append(b, x.add[1]...)
 		}
 	}

@@ -35,11 +35,19 @@ const Layout = "layouts/main"
 // ".html": "pages/cart". A page rendered in a layout appears where the
 // layout calls {{embed}}, executed with the same data.
 func Engine() *Renderer {
-	return &Renderer{fsys: templates, funcs: template.FuncMap{
+	return &Renderer{fsys: templates, funcs: Funcs()}
+}
+
+// Templates returns the page and layout templates, by path: "pages/cart.html".
+func Templates() fs.FS { return templates }
+
+// Funcs returns the functions tote's templates call: money, plural, int64.
+func Funcs() template.FuncMap {
+	return template.FuncMap{
 		"money":  Money,
 		"plural": plural,
 		"int64":  func(n int) int64 { return int64(n) },
-	}}
+	}
 }
 
 // Renderer is a fiber.Views over html/template that renders concurrently.

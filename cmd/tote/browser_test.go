@@ -251,6 +251,14 @@ func (tb *tab) want(sel, want string) {
 	}
 }
 
+// wantValue checks the value of the form field sel.
+func (tb *tab) wantValue(sel, want string) {
+	tb.t.Helper()
+	if got := tb.value(sel); got != want {
+		tb.t.Errorf("%s %s is %q, want %q", tb.location(), sel, got, want)
+	}
+}
+
 // wantContains checks that the text of sel contains want.
 func (tb *tab) wantContains(sel, want string) {
 	tb.t.Helper()
@@ -371,9 +379,7 @@ func shop(t *testing.T, ctx context.Context, base string, enhanced bool) {
 		if got := p.eval(`[...document.querySelectorAll("#cart tbody tr")].map(r => r.id).join(",")`); got != "line-kindred,line-dune" {
 			t.Errorf("cart rows %q, want line-kindred,line-dune", got)
 		}
-		if v := p.value("#qty-dune"); v != "2" {
-			t.Errorf("#qty-dune is %q, want 2", v)
-		}
+		p.wantValue("#qty-dune", "2")
 		p.want("#cart-total", "$53.97")
 		p.setValue("#qty-dune", "3")
 		act("#line-dune form.update button", `document.getElementById("cart-count").textContent === "4"`, "Dune: quantity set to 3.")
@@ -381,9 +387,7 @@ func shop(t *testing.T, ctx context.Context, base string, enhanced bool) {
 		p.want("#cart-total", "$72.96")
 		p.want("#cart-items", "4 items")
 		p.want("#cart-subtotal", "$72.96")
-		if v := p.value("#qty-dune"); v != "3" {
-			t.Errorf("#qty-dune is %q after the update, want 3", v)
-		}
+		p.wantValue("#qty-dune", "3")
 	})
 
 	t.Run("remove a line", func(t *testing.T) {
@@ -405,9 +409,7 @@ func shop(t *testing.T, ctx context.Context, base string, enhanced bool) {
 		p.open("/cart")
 		p.want("#cart-count", "3")
 		p.want("#cart-subtotal", shown) // what the script drew is what the server renders
-		if v := p.value("#qty-dune"); v != "3" {
-			t.Errorf("#qty-dune is %q after a reload, want 3", v)
-		}
+		p.wantValue("#qty-dune", "3")
 		if p.has("#line-kindred") {
 			t.Error("the removed line came back")
 		}

@@ -54,7 +54,7 @@ func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 	m := newMetrics()
 	mgr := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := newServer(cat, mgr, cfg, log, m)
+	srv, err := newServer(cat, mgr, cfg, log, io.Discard, m)
 	if err != nil {
 		tb.Fatal(err)
 	}

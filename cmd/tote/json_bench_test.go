@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"testing"
 	"unicode/utf8"
@@ -44,7 +45,7 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 // TestSendCartMatchesEncodingJSON checks the whole cart body against what
 // c.JSON made of cartJSON before sendCart appended it by hand.
 func TestSendCartMatchesEncodingJSON(t *testing.T) {
-	srv, err := newServer(benchCatalog(t), nil, config{}, nil, nil)
+	srv, err := newServer(benchCatalog(t), nil, config{}, nil, io.Discard, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

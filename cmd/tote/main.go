@@ -73,11 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	m := newMetrics()
 	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
-	srv, err := newServer(cat, sessions, cfg, log, m)
+	srv, err := newServer(cat, sessions, cfg, log, logOut, m)
 	if err != nil {
 		return err
 	}
-	srv.access = logOut
 	app := srv.routes()
 
 	ln, err := net.Listen("tcp", cfg.addr)

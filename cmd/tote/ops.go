@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -44,26 +43,10 @@ func (s *server) observe(c *fiber.Ctx) error {
 	if id := c.Cookies(cookieName); session.ValidID(id) {
 		short = id[:6]
 	}
-	if s.access != nil {
-		bp := lineBufs.Get().(*[]byte)
-		*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short)
-		s.access.Write(*bp)
-		lineBufs.Put(bp)
-		return nil
-	}
-	// The strings from c point into buffers Fiber reuses: the handler
-	// formats the line before LogAttrs returns.
-	attrs := [7]slog.Attr{
-		slog.String("method", c.Method()), slog.String("path", c.Path()), slog.String("route", route),
-		slog.Int("status", status), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
-		slog.Int("bytes", len(c.Response().Body())),
-	}
-	n := 6
-	if short != "" {
-		attrs[n] = slog.String("session", short+"…")
-		n++
-	}
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
+	bp := lineBufs.Get().(*[]byte)
+	*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short)
+	s.access.Write(*bp)
+	lineBufs.Put(bp)
 	return nil
 }
 

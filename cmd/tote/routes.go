@@ -23,7 +23,7 @@ type server struct {
 	secure   bool // COOKIE_SECURE
 	log      *slog.Logger
 	metrics  *metrics
-	access   io.Writer // where request lines go, formatted by hand (see observe); nil: through log
+	access   io.Writer // where request lines go, formatted by hand (see observe)
 
 	// The start of each product's line in a cart's JSON (see sendCart);
 	// the catalog does not change.
@@ -31,12 +31,14 @@ type server struct {
 	shelf     *views.Shelf // the catalog page's books, rendered at start
 }
 
-func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log *slog.Logger, m *metrics) (*server, error) {
+// newServer returns tote's server. log takes tote's own lines; access takes
+// one line per request, in the same JSON (see appendRequestLine).
+func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log *slog.Logger, access io.Writer, m *metrics) (*server, error) {
 	shelf, err := views.NewShelf(cat.Products())
 	if err != nil {
 		return nil, err
 	}
-	return &server{cat: cat, sessions: sessions, secure: cfg.secure, log: log, metrics: m,
+	return &server{cat: cat, sessions: sessions, secure: cfg.secure, log: log, access: access, metrics: m,
 		itemHeads: itemHeads(cat.Products()), shelf: shelf}, nil
 }
 

@@ -35,11 +35,10 @@ func newBenchApp(b *testing.B, sessions int) *benchApp {
 	cfg := config{ttl: 336 * time.Hour}
 	m := newMetrics()
 	mgr := session.NewManager(mem, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
-	srv, err := newServer(benchCatalog(b), mgr, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), m)
+	srv, err := newServer(benchCatalog(b), mgr, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), io.Discard, m)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv.access = io.Discard // as run() sets it, to its buffered stdout
 	a := &benchApp{app: srv.routes(), srv: srv}
 	a.handler = a.app.Handler()
 	books := inStock(srv.cat, 3)

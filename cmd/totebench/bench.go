@@ -30,7 +30,6 @@ type bench struct {
 	wrk        string // wrk's path
 	tote       string // the built tote
 	self       string // this binary, for -hello and -naive
-	viewsDir   string // tote's templates, for -naive
 	out        io.Writer
 	scriptFile string
 	catalog    string   // CATALOG_FILE
@@ -171,7 +170,7 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 	var p *proc
 	var logFile, ready string
 	if naive {
-		args := []string{"-naive", addr, "-naive-store", strings.TrimPrefix(store, "naive-"), "-naive-catalog", b.catalog, "-naive-views", b.viewsDir}
+		args := []string{"-naive", addr, "-naive-store", strings.TrimPrefix(store, "naive-"), "-naive-catalog", b.catalog}
 		if redisAddr != "" {
 			args = append(args, "-naive-redis", redisAddr)
 		}

@@ -97,7 +97,6 @@ func main() {
 	flag.StringVar(&nc.store, "naive-store", "memory", "with -naive: the session storage, memory or redis")
 	flag.StringVar(&nc.redisAddr, "naive-redis", "", "with -naive -naive-store redis: the redis-server's `HOST:PORT` (no default)")
 	flag.StringVar(&nc.catalog, "naive-catalog", "", "with -naive: a catalog `file`, as tote's CATALOG_FILE (default: the embedded catalog)")
-	flag.StringVar(&nc.viewsDir, "naive-views", "", "with -naive: tote's views `directory`, whose templates the catalog page is rendered from")
 	flag.BoolVar(&nc.readSave, "naive-read-save", true, "the naive design's GET /api/cart saves the session, as its other routes do (store.Get + sess.Save on every request); false: it only reads")
 	var o options
 	var stores, routes string
@@ -225,11 +224,6 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if b.self, err = os.Executable(); err != nil {
 		return err
 	}
-	if slices.ContainsFunc(o.stores, isNaive) {
-		if b.viewsDir, err = viewsDir(ctx); err != nil {
-			return err
-		}
-	}
 	if err := b.writeFiles(); err != nil {
 		return err
 	}
@@ -296,15 +290,4 @@ func buildTote(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build tote/cmd/tote: %w", err)
 	}
 	return bin, nil
-}
-
-// viewsDir returns the directory of tote's templates (package tote/views),
-// which the naive baseline renders its page from: its templates are
-// embedded in tote but not exported.
-func viewsDir(ctx context.Context) (string, error) {
-	outp, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}", "tote/views").Output()
-	if err != nil {
-		return "", fmt.Errorf("go list tote/views (the naive baseline renders tote's templates; run totebench in tote's module, or leave out -stores naive-*): %w", err)
-	}
-	return strings.TrimSpace(string(outp)), nil
 }

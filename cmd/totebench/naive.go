@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -28,7 +29,6 @@ type naiveConfig struct {
 	store     string // "memory" or "redis"
 	redisAddr string // HOST:PORT of the redis store; required with it
 	catalog   string // a catalog file, as tote's CATALOG_FILE; "": the embedded one
-	viewsDir  string // tote's views directory, whose templates the page is rendered from
 	readSave  bool   // GET /api/cart saves the session too, as every request does
 }
 
@@ -91,12 +91,6 @@ func newNaive(cfg naiveConfig) (*fiber.App, error) {
 			return nil, fmt.Errorf("%s: %w", cfg.catalog, err)
 		}
 	}
-	if cfg.viewsDir == "" {
-		return nil, errors.New("no views directory (-naive-views)")
-	}
-	if _, err := os.Stat(cfg.viewsDir); err != nil {
-		return nil, err
-	}
 
 	sc := session.Config{
 		KeyLookup:      "cookie:session_id",
@@ -120,12 +114,8 @@ func newNaive(cfg naiveConfig) (*fiber.App, error) {
 	n := &naive{cat: cat, store: session.New(sc), readSave: cfg.readSave}
 	n.store.RegisterType(map[string]int{})
 
-	engine := html.New(cfg.viewsDir, ".html")
-	engine.AddFuncMap(map[string]any{
-		"money":  views.Money,
-		"plural": naivePlural,
-		"int64":  func(n int) int64 { return int64(n) },
-	})
+	engine := html.NewFileSystem(http.FS(views.Templates()), ".html")
+	engine.AddFuncMap(views.Funcs())
 	app := fiber.New(fiber.Config{Views: engine, DisableStartupMessage: true})
 	app.Get(servedPath, func(c *fiber.Ctx) error { return c.SendString(strconv.FormatInt(n.served.Load(), 10)) })
 	app.Use(func(c *fiber.Ctx) error {
@@ -144,7 +134,7 @@ func newNaive(cfg naiveConfig) (*fiber.App, error) {
 	c := app.AcquireCtx(&fasthttp.RequestCtx{})
 	defer app.ReleaseCtx(c)
 	if err := c.Render("pages/catalog", n.page(nil, 0), views.Layout); err != nil {
-		return nil, fmt.Errorf("the templates in %s do not render: %w", cfg.viewsDir, err)
+		return nil, fmt.Errorf("tote's templates do not render: %w", err)
 	}
 	return app, nil
 }
@@ -164,14 +154,6 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, errors.New("-naive-redis: refusing port 6379, where a Redis of someone else's may run; give the benchmark's private redis-server")
 	}
 	return host, port, nil
-}
-
-// naivePlural is the template function "plural" of tote's views.
-func naivePlural(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.FormatInt(n, 10) + " " + many
 }
 
 // naiveError answers {"error":{"code":...,"message":...}}, as tote does.

@@ -28,7 +28,7 @@ func startNaive(t *testing.T, store, redisAddr string, readSave bool) (*client, 
 	if err := b.writeFiles(); err != nil {
 		t.Fatal(err)
 	}
-	app, err := newNaive(naiveConfig{store: store, redisAddr: redisAddr, catalog: b.catalog, viewsDir: "../../views", readSave: readSave})
+	app, err := newNaive(naiveConfig{store: store, redisAddr: redisAddr, catalog: b.catalog, readSave: readSave})
 	if err != nil {
 		t.Fatal(err)
 	}
