@@ -1,6 +1,6 @@
 // Package session keeps per-browser state on the server, as Django's session
 // framework does: the browser carries only a random id, and the Data for that
-// id lives in a Store (memstore, boltstore or redisstore).
+// id lives in a Store (memstore, filestore or redisstore).
 //
 // It is tote's own layer rather than Fiber's middleware/session because the
 // contract needs what that middleware does not give: no lost updates when

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"tote/session"
-	"tote/session/boltstore"
+	"tote/session/filestore"
 	"tote/session/memstore"
 )
 
@@ -20,7 +20,7 @@ func memStore(tb testing.TB) session.Store {
 }
 
 func boltStore(tb testing.TB) session.Store {
-	s, err := boltstore.Open(tb.TempDir(), boltstore.Options{})
+	s, err := filestore.Open(tb.TempDir(), filestore.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 	"tote/catalog"
 	"tote/session"
-	"tote/session/boltstore"
+	"tote/session/filestore"
 	"tote/session/memstore"
 	"tote/session/redisstore"
 )
@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}
 
-	store, err := openStore(cfg)
+	store, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 // openStore opens the session store the configuration names. It never waits
 // for Redis: a Redis that is down makes tote not ready, not absent.
-func openStore(cfg config) (session.Store, error) {
+func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 	switch cfg.store {
 	case "memory":
 		return memstore.New(time.Minute), nil
@@ -131,9 +131,12 @@ func openStore(cfg config) (session.Store, error) {
 		}
 		return s, nil
 	default:
-		s, err := boltstore.Open(cfg.dataDir, boltstore.Options{SweepEvery: min(time.Minute, cfg.ttl/4)})
+		s, err := filestore.Open(cfg.dataDir, filestore.Options{SweepEvery: min(time.Minute, cfg.ttl/4)})
 		if err != nil {
 			return nil, fmt.Errorf("DATA_DIR: %w", err)
+		}
+		if n := s.Imported(); n > 0 {
+			log.Info("imported the sessions of the bbolt store of earlier versions", "sessions", n, "from", filestore.ImportedName)
 		}
 		return s, nil
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"tote/session/memstore"
 	"tote/session/redisstore/redistest"
 )
 
@@ -147,6 +151,51 @@ func TestRunServesAndStops(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestFileStoreImportsBolt upgrades a data directory of the bbolt store of
+// earlier versions: a shopper's cart is still there under the same cookie.
+func TestFileStoreImportsBolt(t *testing.T) {
+	mem := memstore.New(time.Minute)
+	defer mem.Close()
+	old := newTestApp(t, withStore(mem))
+	c := old.client(t)
+	c.page("/")
+	c.json(http.MethodPost, "/api/cart/items", `{"product_id":"kindred","quantity":2}`)
+	rec, found, err := mem.Get(context.Background(), c.cookie)
+	if err != nil || !found {
+		t.Fatalf("the session is not in the store: %v %v", found, err)
+	}
+
+	// The bbolt layout: bucket "sessions", value = expiry, version, data.
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "tote.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("sessions"))
+		if err != nil {
+			return err
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().Add(time.Hour).UnixNano()))
+		v = binary.BigEndian.AppendUint64(v, rec.Version)
+		return b.Put([]byte(c.cookie), append(v, rec.Data...))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	in := startTote(t, map[string]string{"DATA_DIR": dir})
+	c.base = in.base
+	got := c.cart()
+	if got.quantity("kindred") != 2 || got.Visits != 1 {
+		t.Errorf("after the upgrade: %q, %d visits; want kindred:2 and 1 visit", lines(got), got.Visits)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tote.db.imported")); err != nil {
+		t.Errorf("the imported database was not kept aside: %v", err)
 	}
 }
 

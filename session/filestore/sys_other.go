@@ -1,0 +1,37 @@
+//go:build !linux
+
+package filestore
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+)
+
+// lockDir opens the lock file at path. Outside Linux it takes no lock: two
+// processes on one data directory are not kept apart there.
+func lockDir(path, what string, timeout time.Duration) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// fdatasync flushes f to stable storage.
+func fdatasync(f *os.File) error { return f.Sync() }
+
+// syncDir makes the creation and renaming of files in dir durable, where
+// the system allows a directory to be synced.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
