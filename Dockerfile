@@ -16,7 +16,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/tote ./cmd/tote \
 FROM gcr.io/distroless/static-debian12:nonroot
 
 COPY --from=build /out/tote /tote
-# The default (file) session store keeps its bbolt database in DATA_DIR:
+# The default (file) session store keeps its log (tote.log) in DATA_DIR:
 # an empty directory owned by nonroot, declared as a volume.
 COPY --from=build --chown=65532:65532 /data-skel /data
 

@@ -72,6 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer store.Close()
 
 	m := newMetrics()
+	if fs, ok := store.(*filestore.Store); ok {
+		m.watchFileStore(fs)
+	}
 	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
 	srv, err := newServer(cat, sessions, cfg, log, logOut, m)
 	if err != nil {

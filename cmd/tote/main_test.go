@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -211,6 +212,19 @@ func TestFileStoreSurvivesRestart(t *testing.T) {
 		err := run(context.Background(), nil, func(k string) string { return map[string]string{"DATA_DIR": dir, "ADDR": "127.0.0.1:0"}[k] }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "in use") {
 			t.Errorf("a second tote on the same DATA_DIR: %v; want an error saying it is in use", err)
+		}
+	})
+
+	t.Run("metrics show the store", func(t *testing.T) {
+		metrics := string(c.do(http.MethodGet, "/metrics", "").body)
+		for _, re := range []string{
+			`(?m)^tote_file_store_sessions 1$`,
+			`(?m)^tote_file_store_log_bytes [1-9][0-9]+$`,
+			`(?m)^tote_file_store_compactions_total 0$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(metrics) {
+				t.Errorf("/metrics does not match %s", re)
+			}
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tote/session"
+	"tote/session/filestore"
 )
 
 // metrics are what GET /metrics shows, in the Prometheus text format.
@@ -70,6 +71,22 @@ func newMetrics() *metrics {
 	}
 	m.getOp, m.casOp = m.storeOps.WithLabelValues("get"), m.storeOps.WithLabelValues("cas")
 	return m
+}
+
+// watchFileStore adds the file store's size to the metrics: sessions in
+// memory, the log's bytes, and compactions.
+func (m *metrics) watchFileStore(s *filestore.Store) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tote_file_store_sessions", Help: "Sessions the file store holds in memory, expired ones not yet swept included.",
+		}, func() float64 { return float64(s.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tote_file_store_log_bytes", Help: "Size of the file store's log (tote.log).",
+		}, func() float64 { return float64(s.LogSize()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tote_file_store_compactions_total", Help: "Compactions of the file store's log since start.",
+		}, func() float64 { return float64(s.Compactions()) }),
+	)
 }
 
 // request counts a request and observes its latency. route must be a

@@ -100,6 +100,7 @@ type Store struct {
 	tailFrom   int64          // with compacting: where in f the records after the snapshot start
 	nextTry    int64          // after a failed compaction, the size at which to try again
 	compacts   atomic.Int64
+	logSize    atomic.Int64 // size, for LogSize
 
 	stop      chan struct{}
 	done      chan struct{} // closed when the flusher has exited
@@ -349,6 +350,9 @@ func (s *Store) Len() int {
 
 // Compactions returns how many times the log has been compacted since Open.
 func (s *Store) Compactions() int { return int(s.compacts.Load()) }
+
+// LogSize returns the size of the log file in bytes, as of the last write.
+func (s *Store) LogSize() int64 { return s.logSize.Load() }
 
 func (s *Store) sweeper(every time.Duration) {
 	defer close(s.swept)

@@ -104,6 +104,7 @@ func (s *Store) open() error {
 		}
 	}
 	s.f, s.size = f, size
+	s.logSize.Store(size)
 	return nil
 }
 
@@ -246,6 +247,7 @@ func (s *Store) flush(closing bool) {
 func (s *Store) write(buf []byte) error {
 	n, err := s.f.WriteAt(buf, s.size)
 	s.size += int64(n)
+	s.logSize.Store(s.size)
 	if err != nil {
 		return fmt.Errorf("filestore: write %s: %w", s.path, err)
 	}
@@ -350,6 +352,7 @@ func (s *Store) finishCompaction(c compacted) {
 			}
 			s.f.Close()
 			s.f, s.size = c.f, c.size
+			s.logSize.Store(s.size)
 			s.compacts.Add(1)
 			return
 		}
