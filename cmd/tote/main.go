@@ -138,6 +138,9 @@ func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("DATA_DIR: %w", err)
 		}
+		if n := s.Cut(); n > 0 {
+			log.Warn("cut the torn end of the session log: a write that a crash interrupted", "bytes", n, "file", s.Path())
+		}
 		if n := s.Imported(); n > 0 {
 			log.Info("imported the sessions of the bbolt store of earlier versions", "sessions", n, "from", filestore.ImportedName)
 		}

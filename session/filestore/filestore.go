@@ -7,7 +7,11 @@
 // is fsynced: an acknowledged write survives a crash of the process or of
 // the machine. Concurrent writes share one write and one fdatasync (a group
 // commit by a single flusher goroutine), so a busy shop pays one small
-// sequential write per batch instead of a B-tree transaction.
+// sequential write per batch instead of a B-tree transaction. A change is
+// visible to Get from the moment it is applied, a few hundred microseconds
+// before it is durable; a change built on it is appended after it, so
+// whatever a crash keeps is a prefix of the history, never a later state
+// without the one it was built on.
 //
 // Open replays the log to rebuild memory; a torn record at the end (a write
 // that was never acknowledged) is cut off. When the log has grown to more
@@ -83,6 +87,7 @@ type Store struct {
 	live       atomic.Int64 // encoded size of every record in memory, expired or not
 	compactMin int64
 	imported   int
+	cut        int64 // bytes of a torn end cut off by Open
 
 	// The log's tail, filled by writers and drained by the flusher.
 	wmu     sync.Mutex
@@ -100,6 +105,7 @@ type Store struct {
 	tailFrom   int64          // with compacting: where in f the records after the snapshot start
 	nextTry    int64          // after a failed compaction, the size at which to try again
 	compacts   atomic.Int64
+	compactErr atomic.Int64 // compactions that failed
 	logSize    atomic.Int64 // size, for LogSize
 
 	stop      chan struct{}
@@ -195,6 +201,13 @@ func (s *Store) Path() string { return s.path }
 // Imported returns how many sessions Open imported from a bbolt tote.db.
 func (s *Store) Imported() int { return s.imported }
 
+// Cut returns how many bytes Open cut off the end of the log: the torn end
+// of a write that a crash interrupted, which was never acknowledged. Replay
+// stops at the first record that does not check out, so damage in the
+// middle of the file would cut more; a cut larger than a few writes is
+// worth a look (tote logs it).
+func (s *Store) Cut() int64 { return s.cut }
+
 // Get returns a copy of the live record stored under id. An expired record
 // is not found even if the sweeper has not dropped it yet.
 func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error) {
@@ -220,7 +233,10 @@ func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error
 // Otherwise it returns session.ErrConflict and stores nothing.
 //
 // It returns once the record is durable in the log. Concurrent calls share
-// one write and one fsync.
+// one write and one fsync. If the write fails, the store stops and the error
+// says so; whether that change is found after a restart is then unknown (a
+// compaction may have copied it from memory), as with a store over a
+// network that times out.
 func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -234,6 +250,8 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 		return fmt.Errorf("filestore: record of %d bytes, more than %d", len(data), maxData)
 	case next == 0:
 		return errors.New("filestore: next version is 0")
+	case s.broken.Load():
+		return s.failure()
 	}
 	now := time.Now().UnixNano()
 	// The record is encoded outside the locks; the entry's data aliases
@@ -350,6 +368,10 @@ func (s *Store) Len() int {
 
 // Compactions returns how many times the log has been compacted since Open.
 func (s *Store) Compactions() int { return int(s.compacts.Load()) }
+
+// FailedCompactions returns how many compactions have failed since Open. A
+// failed compaction leaves the log as it was.
+func (s *Store) FailedCompactions() int { return int(s.compactErr.Load()) }
 
 // LogSize returns the size of the log file in bytes, as of the last write.
 func (s *Store) LogSize() int64 { return s.logSize.Load() }

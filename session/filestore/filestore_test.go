@@ -208,10 +208,16 @@ func TestTornEnd(t *testing.T) {
 			if got := fileSize(t, s.Path()); got != good {
 				t.Fatalf("log is %d bytes after reopen, want the torn end cut to %d", got, good)
 			}
+			if got := s.Cut(); got != int64(len(tt.tail)) {
+				t.Errorf("Cut() = %d, want %d", got, len(tt.tail))
+			}
 			// Writes go on after the cut, and survive.
 			mustCAS(t, s, "a", 1, 2, []byte("after"), time.Hour)
 			s = reopen(t, s, Options{})
 			mustGet(t, s, "a", 2, []byte("after"))
+			if got := s.Cut(); got != 0 {
+				t.Errorf("Cut() = %d after a clean close, want 0", got)
+			}
 			mustGet(t, s, "b", 1, []byte("beta"))
 		})
 	}
@@ -345,6 +351,114 @@ func TestUnfinishedCompaction(t *testing.T) {
 	mustGet(t, s, "a", 1, []byte("alpha"))
 	if _, err := os.Stat(s.Path() + compactN); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the unfinished snapshot is still there: %v", err)
+	}
+}
+
+// TestCompactionAfterFailedOne checks that a failed compaction is retried
+// once the log has doubled, and that after a successful one the log is
+// compacted at CompactMin again, not at twice the size of the failure.
+func TestCompactionAfterFailedOne(t *testing.T) {
+	const min = 32 << 10
+	s := openStore(t, t.TempDir(), Options{CompactMin: min})
+	data := []byte(strings.Repeat("d", 1000))
+	v := uint64(0)
+	write := func() { mustCAS(t, s, "x", v, v+1, data, time.Hour); v++ }
+
+	// The snapshot cannot be created: a directory is in its way.
+	if err := os.Mkdir(s.Path()+compactN, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for s.FailedCompactions() == 0 && s.LogSize() < 2*min {
+		write()
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.FailedCompactions() == 1 })
+	if s.Compactions() != 0 {
+		t.Fatal("compacted despite the directory")
+	}
+	failedAt := s.LogSize()
+	os.Remove(s.Path() + compactN)
+
+	// Retried once the log has doubled: fine.
+	for s.Compactions() == 0 && s.LogSize() < 3*failedAt {
+		write()
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Compactions() == 1 })
+	t.Logf("failed at %d, compacted once, log now %d", failedAt, s.LogSize())
+
+	// The log is tiny again; it should compact again once it passes
+	// CompactMin (live is ~1 KB), well before it reaches 2*failedAt.
+	for s.Compactions() < 2 && s.LogSize() < min+16<<10 {
+		write()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for s.Compactions() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Compactions() < 2 {
+		t.Errorf("log %d bytes (CompactMin %d, live ~1 KB): %d compactions, want 2 or more; the next one waits for %d bytes",
+			s.LogSize(), min, s.Compactions(), 2*failedAt)
+	}
+}
+
+// TestCompactionAfterFailedWrite checks that a compaction in flight when a
+// write fails does not replace the log: its snapshot of memory may hold the
+// failed write, which must not be there after a restart.
+func TestCompactionAfterFailedWrite(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir(), Options{CompactMin: 4 << 10})
+	notShard0 := func(prefix string) string {
+		for i := 0; ; i++ {
+			if id := fmt.Sprint(prefix, i); s.shard(id) != &s.shards[0] {
+				return id
+			}
+		}
+	}
+	a, victim := notShard0("a"), notShard0("victim")
+
+	// Hold shard 0 so that the snapshot, once started, waits there.
+	s.shards[0].mu.Lock()
+	unlocked := false
+	defer func() {
+		if !unlocked {
+			s.shards[0].mu.Unlock()
+		}
+	}()
+	data := []byte(strings.Repeat("d", 200))
+	for v := uint64(0); ; v++ {
+		mustCAS(t, s, a, v, v+1, data, time.Hour)
+		if _, err := os.Stat(s.Path() + compactN); err == nil {
+			break // a snapshot has started
+		}
+		if v > 1000 {
+			t.Fatal("no compaction started")
+		}
+	}
+
+	// The disk fails, as in TestWriteFailure.
+	ro, err := os.Open(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := s.f
+	s.f = ro
+	defer rw.Close()
+	if err := s.CompareAndSwap(ctx, victim, 0, 1, []byte("never written"), time.Hour); err == nil {
+		t.Fatal("CompareAndSwap on a failing disk succeeded")
+	}
+
+	s.shards[0].mu.Unlock()
+	unlocked = true
+	waitFor(t, 2*time.Second, func() bool {
+		_, err := os.Stat(s.Path() + compactN)
+		return errors.Is(err, os.ErrNotExist)
+	})
+	time.Sleep(50 * time.Millisecond)
+	t.Logf("compactions after the failure: %d", s.Compactions())
+	s.Close()
+
+	s = openStore(t, s.dir, Options{})
+	if rec, found, _ := s.Get(ctx, victim); found {
+		t.Errorf("a write that failed (%q) is in the log after a restart", rec.Data)
 	}
 }
 

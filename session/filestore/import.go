@@ -30,8 +30,10 @@ const ImportedName = boltName + ".imported"
 // big-endian expiry (unix nanoseconds, 0: never), an 8-byte big-endian
 // version, and the data.
 func importBolt(dbPath, logPath string) (int, error) {
-	if _, err := os.Stat(dbPath); err != nil {
+	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
 		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("filestore: import %s: %w", dbPath, err)
 	}
 	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -82,6 +84,11 @@ func importBolt(dbPath, logPath string) (int, error) {
 	}
 	if err == nil {
 		err = os.Rename(tmp, logPath)
+	}
+	if err == nil {
+		// The log must be in place for good before the database is moved
+		// aside: a crash in between must not leave neither.
+		err = syncDir(filepath.Dir(logPath))
 	}
 	if err == nil {
 		err = os.Rename(dbPath, filepath.Join(filepath.Dir(dbPath), ImportedName))

@@ -175,6 +175,7 @@ func (s *Store) replay(f *os.File) (int64, error) {
 		off += frameLen + int64(n)
 	}
 	if off < total {
+		s.cut = total - off
 		if err := truncate(f, off); err != nil {
 			return 0, fmt.Errorf("filestore: cut the torn end of %s: %w", s.path, err)
 		}
@@ -267,7 +268,12 @@ type compacted struct {
 // maybeCompact starts writing a snapshot when the log is more than twice
 // the size of the live records and at least CompactMin.
 func (s *Store) maybeCompact() {
-	if s.compacting != nil || s.size < s.compactMin || s.size < s.nextTry || s.size <= 2*s.live.Load() {
+	select {
+	case <-s.stop:
+		return // closing: a snapshot would be thrown away
+	default:
+	}
+	if s.compacting != nil || s.broken.Load() || s.size < s.compactMin || s.size < s.nextTry || s.size <= 2*s.live.Load() {
 		return
 	}
 	// Every record before this offset was applied to memory before it was
@@ -330,6 +336,12 @@ func (s *Store) snapshot() compacted {
 // the log as it was, and is tried again when the log has doubled.
 func (s *Store) finishCompaction(c compacted) {
 	s.compacting = nil
+	if c.err == nil && s.failure() != nil {
+		// The store has stopped: memory may hold writes that were
+		// refused, and the log must stay as the last successful write
+		// left it.
+		c.err = s.failure()
+	}
 	if c.err == nil {
 		tail := io.NewSectionReader(s.f, s.tailFrom, s.size-s.tailFrom)
 		var n int64
@@ -354,12 +366,14 @@ func (s *Store) finishCompaction(c compacted) {
 			s.f, s.size = c.f, c.size
 			s.logSize.Store(s.size)
 			s.compacts.Add(1)
+			s.nextTry = 0
 			return
 		}
 	}
 	if c.f != nil {
 		s.abandon(c.f)
 	}
+	s.compactErr.Add(1)
 	s.nextTry = 2 * s.size
 }
 
