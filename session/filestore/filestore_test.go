@@ -89,6 +89,21 @@ func mustNotFind(tb testing.TB, s *Store, id string) {
 	}
 }
 
+// breakDisk makes every later write to the log fail, as on a failing disk:
+// the log's file is swapped for a read-only one. Call it with no write in
+// flight; the flusher reads s.f only after a writer's kick, which orders the
+// swap before.
+func breakDisk(tb testing.TB, s *Store) {
+	tb.Helper()
+	ro, err := os.Open(s.Path())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rw := s.f
+	s.f = ro
+	tb.Cleanup(func() { rw.Close() })
+}
+
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(tb testing.TB, timeout time.Duration, cond func() bool) {
 	tb.Helper()
@@ -434,14 +449,7 @@ func TestCompactionAfterFailedWrite(t *testing.T) {
 		}
 	}
 
-	// The disk fails, as in TestWriteFailure.
-	ro, err := os.Open(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rw := s.f
-	s.f = ro
-	defer rw.Close()
+	breakDisk(t, s)
 	if err := s.CompareAndSwap(ctx, victim, 0, 1, []byte("never written"), time.Hour); err == nil {
 		t.Fatal("CompareAndSwap on a failing disk succeeded")
 	}
@@ -533,17 +541,8 @@ func TestWriteFailure(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
 	mustCAS(t, s, "kept", 0, 1, []byte("durable"), time.Hour)
 
-	// The log can no longer be written, as on a failing disk. The flusher
-	// reads s.f only after a writer's kick, which orders this swap before.
-	ro, err := os.Open(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rw := s.f
-	s.f = ro
-	defer rw.Close()
-
-	err = s.CompareAndSwap(ctx, "kept", 1, 2, []byte("lost"), time.Hour)
+	breakDisk(t, s)
+	err := s.CompareAndSwap(ctx, "kept", 1, 2, []byte("lost"), time.Hour)
 	if err == nil || errors.Is(err, session.ErrConflict) {
 		t.Fatalf("CompareAndSwap on a failing disk: err = %v, want a system error", err)
 	}
