@@ -91,22 +91,20 @@ type Store struct {
 
 	// The log's tail, filled by writers and drained by the flusher.
 	wmu     sync.Mutex
-	pending []byte // records appended but not yet written
-	batch   *batch // what the writers of pending wait for
-	failed  error  // set once: a write or fsync failed, or the store closed
-	broken  atomic.Bool
+	pending []byte                // records appended but not yet written
+	batch   *batch                // what the writers of pending wait for
+	failed  atomic.Pointer[error] // set under wmu: a write or fsync failed, or the store closed
 	kick    chan struct{}
 
 	// Owned by the flusher goroutine after Open.
 	f          *os.File
-	size       int64 // bytes in f
+	size       atomic.Int64 // bytes in f; written by the flusher only
 	spare      []byte
 	compacting chan compacted // non-nil while a snapshot is being written
 	tailFrom   int64          // with compacting: where in f the records after the snapshot start
 	nextTry    int64          // after a failed compaction, the size at which to try again
 	compacts   atomic.Int64
 	compactErr atomic.Int64 // compactions that failed
-	logSize    atomic.Int64 // size, for LogSize
 
 	stop      chan struct{}
 	done      chan struct{} // closed when the flusher has exited
@@ -214,8 +212,8 @@ func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error
 	if err := ctx.Err(); err != nil {
 		return session.Record{}, false, err
 	}
-	if s.broken.Load() {
-		return session.Record{}, false, s.failure()
+	if err := s.failure(); err != nil {
+		return session.Record{}, false, err
 	}
 	sh := s.shard(id)
 	sh.mu.RLock()
@@ -250,14 +248,16 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 		return fmt.Errorf("filestore: record of %d bytes, more than %d", len(data), maxData)
 	case next == 0:
 		return errors.New("filestore: next version is 0")
-	case s.broken.Load():
-		return s.failure()
+	}
+	if err := s.failure(); err != nil {
+		return err
 	}
 	now := time.Now().UnixNano()
+	expires := deadline(now, ttl)
 	// The record is encoded outside the locks; the entry's data aliases
 	// the copy inside it, so the caller may reuse data.
-	rec, at := encodeRecord(id, next, deadline(now, ttl), data)
-	e := entry{version: next, expires: deadline(now, ttl), data: rec[at:]}
+	rec, at := encodeRecord(id, next, expires, data)
+	e := entry{version: next, expires: expires, data: rec[at:]}
 
 	sh := s.shard(id)
 	sh.mu.Lock()
@@ -273,8 +273,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 	// Memory and the log change together under the shard lock, so the log
 	// holds the writes of one id in the order they were applied.
 	s.wmu.Lock()
-	if s.failed != nil {
-		err := s.failed
+	if err := s.failure(); err != nil {
 		s.wmu.Unlock()
 		sh.mu.Unlock()
 		return err
@@ -304,10 +303,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.broken.Load() {
-		return s.failure()
-	}
-	return nil
+	return s.failure()
 }
 
 // Close writes what is pending, stops the flusher and the sweeper, and
@@ -374,7 +370,7 @@ func (s *Store) Compactions() int { return int(s.compacts.Load()) }
 func (s *Store) FailedCompactions() int { return int(s.compactErr.Load()) }
 
 // LogSize returns the size of the log file in bytes, as of the last write.
-func (s *Store) LogSize() int64 { return s.logSize.Load() }
+func (s *Store) LogSize() int64 { return s.size.Load() }
 
 func (s *Store) sweeper(every time.Duration) {
 	defer close(s.swept)
@@ -394,20 +390,20 @@ func (s *Store) shard(id string) *shard {
 	return &s.shards[maphash.String(s.seed, id)&(shardCount-1)]
 }
 
-// failure returns the error that stopped the store.
+// failure returns the error that stopped the store, or nil.
 func (s *Store) failure() error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return s.failed
+	if err := s.failed.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // fail stops the store with err: every later write is refused, and every
 // read. The first error stays.
 func (s *Store) fail(err error) {
 	s.wmu.Lock()
-	if s.failed == nil || s.failed == errClosed {
-		s.failed = err
-		s.broken.Store(true)
+	if cur := s.failure(); cur == nil || cur == errClosed {
+		s.failed.Store(&err)
 	}
 	s.wmu.Unlock()
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
@@ -84,28 +85,31 @@ func (s *Store) open() error {
 		return fmt.Errorf("filestore: open %s: %w", s.path, err)
 	}
 	size, err := s.replay(f)
+	if err == nil && size == 0 {
+		size, err = s.create(f)
+	}
 	if err != nil {
 		f.Close()
 		return err
 	}
-	if size == 0 {
-		if _, err := f.WriteAt(magic, 0); err != nil {
-			f.Close()
-			return fmt.Errorf("filestore: write %s: %w", s.path, err)
-		}
-		size = int64(len(magic))
-		if err := fdatasync(f); err != nil {
-			f.Close()
-			return fmt.Errorf("filestore: sync %s: %w", s.path, err)
-		}
-		if err := syncDir(s.dir); err != nil {
-			f.Close()
-			return fmt.Errorf("filestore: sync %s: %w", s.dir, err)
-		}
-	}
-	s.f, s.size = f, size
-	s.logSize.Store(size)
+	s.f = f
+	s.size.Store(size)
 	return nil
+}
+
+// create writes the header of a new log to f and makes the file durable,
+// and returns the log's size.
+func (s *Store) create(f *os.File) (int64, error) {
+	if _, err := f.WriteAt(magic, 0); err != nil {
+		return 0, fmt.Errorf("filestore: write %s: %w", s.path, err)
+	}
+	if err := fdatasync(f); err != nil {
+		return 0, fmt.Errorf("filestore: sync %s: %w", s.path, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return 0, fmt.Errorf("filestore: sync %s: %w", s.dir, err)
+	}
+	return int64(len(magic)), nil
 }
 
 // replay reads the log into memory and returns the size of its valid part.
@@ -183,6 +187,20 @@ func (s *Store) replay(f *os.File) (int64, error) {
 	return off, nil
 }
 
+// syncDir makes the creation and renaming of files in dir durable, where
+// the system allows a directory to be synced (not on Windows).
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func truncate(f *os.File, size int64) error {
 	if err := f.Truncate(size); err != nil {
 		return err
@@ -218,11 +236,11 @@ func (s *Store) flusher() {
 // writers. closing refuses every later append first.
 func (s *Store) flush(closing bool) {
 	s.wmu.Lock()
-	if closing && s.failed == nil {
-		s.failed = errClosed
-		s.broken.Store(true)
+	if closing && s.failure() == nil {
+		closed := errClosed
+		s.failed.Store(&closed)
 	}
-	buf, b, failed := s.pending, s.batch, s.failed
+	buf, b, failed := s.pending, s.batch, s.failure()
 	s.pending, s.spare, s.batch = s.spare[:0], nil, newBatch()
 	s.wmu.Unlock()
 
@@ -246,9 +264,8 @@ func (s *Store) flush(closing bool) {
 
 // write appends buf to the log file and syncs it.
 func (s *Store) write(buf []byte) error {
-	n, err := s.f.WriteAt(buf, s.size)
-	s.size += int64(n)
-	s.logSize.Store(s.size)
+	n, err := s.f.WriteAt(buf, s.size.Load())
+	s.size.Add(int64(n))
 	if err != nil {
 		return fmt.Errorf("filestore: write %s: %w", s.path, err)
 	}
@@ -273,14 +290,15 @@ func (s *Store) maybeCompact() {
 		return // closing: a snapshot would be thrown away
 	default:
 	}
-	if s.compacting != nil || s.broken.Load() || s.size < s.compactMin || s.size < s.nextTry || s.size <= 2*s.live.Load() {
+	size := s.size.Load()
+	if s.compacting != nil || s.failure() != nil || size < s.compactMin || size < s.nextTry || size <= 2*s.live.Load() {
 		return
 	}
 	// Every record before this offset was applied to memory before it was
 	// appended, so the snapshot, taken from memory from now on, holds it or
 	// a later state. Every record written after it is copied to the end of
 	// the snapshot when it is done.
-	s.tailFrom = s.size
+	s.tailFrom = size
 	ch := make(chan compacted, 1)
 	s.compacting = ch
 	go func() { ch <- s.snapshot() }()
@@ -336,14 +354,14 @@ func (s *Store) snapshot() compacted {
 // the log as it was, and is tried again when the log has doubled.
 func (s *Store) finishCompaction(c compacted) {
 	s.compacting = nil
-	if c.err == nil && s.failure() != nil {
+	if err := s.failure(); c.err == nil && err != nil {
 		// The store has stopped: memory may hold writes that were
 		// refused, and the log must stay as the last successful write
 		// left it.
-		c.err = s.failure()
+		c.err = err
 	}
 	if c.err == nil {
-		tail := io.NewSectionReader(s.f, s.tailFrom, s.size-s.tailFrom)
+		tail := io.NewSectionReader(s.f, s.tailFrom, s.size.Load()-s.tailFrom)
 		var n int64
 		n, c.err = io.Copy(io.NewOffsetWriter(c.f, c.size), tail)
 		c.size += n
@@ -363,8 +381,8 @@ func (s *Store) finishCompaction(c compacted) {
 				return
 			}
 			s.f.Close()
-			s.f, s.size = c.f, c.size
-			s.logSize.Store(s.size)
+			s.f = c.f
+			s.size.Store(c.size)
 			s.compacts.Add(1)
 			s.nextTry = 0
 			return
@@ -374,7 +392,7 @@ func (s *Store) finishCompaction(c compacted) {
 		s.abandon(c.f)
 	}
 	s.compactErr.Add(1)
-	s.nextTry = 2 * s.size
+	s.nextTry = 2 * s.size.Load()
 }
 
 // abandon closes and removes an unfinished snapshot.

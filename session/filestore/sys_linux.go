@@ -42,13 +42,3 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
-
-// syncDir makes the creation and renaming of files in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -5,7 +5,6 @@ package filestore
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"time"
 )
 
@@ -21,17 +20,3 @@ func lockDir(path, what string, timeout time.Duration) (*os.File, error) {
 
 // fdatasync flushes f to stable storage.
 func fdatasync(f *os.File) error { return f.Sync() }
-
-// syncDir makes the creation and renaming of files in dir durable, where
-// the system allows a directory to be synced.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
