@@ -8,6 +8,7 @@ package cart
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"tote/catalog"
 )
@@ -204,6 +205,66 @@ func stockError(p catalog.Product, have int) error {
 
 func fullError() error {
 	return &Error{Err: ErrFull, Message: fmt.Sprintf("A cart can hold at most %d different books. Remove one to add another.", MaxLines)}
+}
+
+// Merge adds the lines of other to c, as at a login the guest's cart joins
+// the account's: c's lines first, in their order, then other's new lines in
+// theirs; a product in both gets the sum. What the limits cut (the stock,
+// MaxQuantity copies per line, MaxLines lines) is left out, and Merge
+// returns one sentence for a person about each cut, in the order of the
+// lines. Lines of products that cat no longer has are dropped.
+func (c *Cart) Merge(other Cart, cat *catalog.Catalog) []string {
+	var notices, left []string
+	for _, l := range other.lines {
+		p, err := cat.Product(l.ProductID)
+		if err != nil {
+			continue
+		}
+		i := c.index(p.ID)
+		want := l.Quantity
+		if i >= 0 {
+			want += c.lines[i].Quantity
+		}
+		got := min(want, p.Stock, MaxQuantity)
+		switch {
+		case got < 1:
+			notices = append(notices, fmt.Sprintf("%s is out of stock, so it is not in your cart.", p.Title))
+			if i >= 0 {
+				c.Remove(p.ID)
+			}
+			continue
+		case got < want && got == p.Stock:
+			notices = append(notices, fmt.Sprintf("Only %s of %s %s in stock; your cart has %d.", copies(p.Stock), p.Title, isAre(p.Stock), got))
+		case got < want:
+			notices = append(notices, fmt.Sprintf("A cart can hold at most %d copies of %s; your cart has %d.", MaxQuantity, p.Title, got))
+		}
+		switch {
+		case i >= 0:
+			c.lines[i].Quantity = got
+		case len(c.lines) < MaxLines:
+			c.lines = append(c.lines, Line{ProductID: p.ID, Quantity: got})
+		default:
+			left = append(left, p.Title)
+		}
+	}
+	if len(left) > 0 {
+		notices = append(notices, fmt.Sprintf("A cart can hold at most %d different books, so these were not added: %s.", MaxLines, strings.Join(left, ", ")))
+	}
+	return notices
+}
+
+func copies(n int) string {
+	if n == 1 {
+		return "1 copy"
+	}
+	return fmt.Sprintf("%d copies", n)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }
 
 // PricedLine is a line with its product and prices as the catalog has them now.

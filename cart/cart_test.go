@@ -564,3 +564,64 @@ func TestErrorMessages(t *testing.T) {
 		})
 	}
 }
+
+func TestMerge(t *testing.T) {
+	cat := testCatalog(t)
+	l := func(id string, q int) cart.Line { return cart.Line{ProductID: id, Quantity: q} }
+	tests := []struct {
+		name           string
+		account, guest []cart.Line
+		want           []cart.Line
+		notices        []string // a part of each notice, in order
+	}{
+		{name: "both empty"},
+		{name: "guest into empty", guest: []cart.Line{l("many", 2), l("one", 1)}, want: []cart.Line{l("many", 2), l("one", 1)}},
+		{name: "empty guest", account: []cart.Line{l("many", 2)}, want: []cart.Line{l("many", 2)}},
+		{
+			name:    "account first, then the guest's new lines in their order; sums",
+			account: []cart.Line{l("p01", 1), l("many", 3)},
+			guest:   []cart.Line{l("p03", 1), l("many", 4), l("p02", 2)},
+			want:    []cart.Line{l("p01", 1), l("many", 7), l("p03", 1), l("p02", 2)},
+		},
+		{
+			name: "stock cuts the sum", account: []cart.Line{l("two", 1)}, guest: []cart.Line{l("two", 2)},
+			want: []cart.Line{l("two", 2)}, notices: []string{"Only 2 copies of Two Title are in stock; your cart has 2."},
+		},
+		{
+			name: "stock of one", account: []cart.Line{l("one", 1)}, guest: []cart.Line{l("one", 1)},
+			want: []cart.Line{l("one", 1)}, notices: []string{"Only 1 copy of One Title is in stock; your cart has 1."},
+		},
+		{
+			name: "99 per line", account: []cart.Line{l("many", 60)}, guest: []cart.Line{l("many", 60)},
+			want: []cart.Line{l("many", 99)}, notices: []string{"at most 99 copies of Many Title; your cart has 99."},
+		},
+		{
+			name: "50 lines", account: fullLines()[:49], guest: []cart.Line{l("many", 1), l("p55", 1), l("p01", 2), l("p56", 1)},
+			want:    append(withLine(fullLines()[:49], l("p01", 3)), l("many", 1)),
+			notices: []string{"at most 50 different books, so these were not added: Title 55, Title 56."},
+		},
+		{
+			name: "out of stock", guest: []cart.Line{l("out", 1), l("many", 1)},
+			want: []cart.Line{l("many", 1)}, notices: []string{"Out Title is out of stock"},
+		},
+		{name: "unknown product dropped", guest: []cart.Line{l("gone", 1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCart(t, tt.account)
+			notices := c.Merge(newCart(t, tt.guest), cat)
+			if !slices.Equal(c.Lines(), tt.want) && !(len(c.Lines()) == 0 && len(tt.want) == 0) {
+				t.Errorf("lines = %v, want %v", c.Lines(), tt.want)
+			}
+			if len(notices) != len(tt.notices) {
+				t.Fatalf("notices = %q, want %d like %q", notices, len(tt.notices), tt.notices)
+			}
+			for i, n := range notices {
+				checkSentence(t, n)
+				if !strings.Contains(n, tt.notices[i]) {
+					t.Errorf("notice %d = %q, want it to say %q", i, n, tt.notices[i])
+				}
+			}
+		})
+	}
+}

@@ -4,18 +4,29 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"tote/cart"
 )
 
-// Data is what one session holds: the Django tutorial's num_visits, the cart,
-// a one-time flash message and the session's CSRF token.
+// Data is what one session holds: the Django tutorial's num_visits, the
+// cart, a one-time flash message, the session's CSRF token and, for a
+// logged-in visitor, the account it belongs to (whose cart is then the
+// account's, not the session's).
 type Data struct {
-	Visits int64     // num_visits: HTML page views
-	Cart   cart.Cart // the cart map: product id -> quantity, in first-added order
-	Flash  Flash     // shown once, on the next page
-	CSRF   string    // the token every form of this session must carry
+	Visits     int64     // num_visits: HTML page views
+	Cart       cart.Cart // a guest's cart: product id -> quantity, in first-added order
+	Flash      Flash     // shown once, on the next page
+	CSRF       string    // the token every form of this session must carry
+	User       string    // the logged-in username; "" for a guest
+	Generation uint64    // the account's generation at login: a later one ends the session
+	Transient  bool      // logged in without "remember me": the cookie ends with the browser
+	Replays    Replays   // answers to requests made with an Idempotency-Key
+
+	// Expires is when the session ends unless it is saved again; the
+	// Manager sets it when it stores the session.
+	Expires time.Time
 }
 
 // Flash is a one-time message for the next page.
@@ -26,11 +37,15 @@ type Flash struct {
 
 // Limits of the encoding: a stored session is never larger than MaxSize.
 const (
-	MaxSize     = 8 << 10
-	maxText     = 1024 // flash message and CSRF token
-	formatV1    = 1
-	maxIDLength = 64
-	maxVisits   = 1 << 62
+	MaxSize      = 64 << 10
+	maxText      = 1024 // flash message and CSRF token
+	maxIDLength  = 64   // a product id, a username
+	maxVisits    = 1 << 62
+	maxUnix      = 1 << 40 // seconds: far beyond any real time
+	formatV1     = 1       // visits, CSRF, flash, cart
+	formatV2     = 2       // expiry, then V1's fields, the user, the replays
+	expiresAt    = 1       // where the expiry starts in a V2 encoding
+	headerLength = expiresAt + 8
 )
 
 // ErrCorrupt is returned by Decode for a payload that is not a session.
@@ -42,39 +57,67 @@ var ErrTooLarge = errors.New("session: data too large")
 
 // IsZero reports whether d holds nothing worth storing.
 func (d *Data) IsZero() bool {
-	return d.Visits == 0 && d.Cart.Len() == 0 && d.Flash == (Flash{}) && d.CSRF == ""
+	return d.Visits == 0 && d.CSRF == "" && d.Bare()
+}
+
+// Bare reports whether d holds nothing but visits and a CSRF token: no
+// cart, no login, no pending flash, no kept answers. A bare session lives
+// the shorter EmptyTTL and may be evicted when an embedded store is full.
+func (d *Data) Bare() bool {
+	return d.Cart.Len() == 0 && d.User == "" && d.Flash == (Flash{}) && len(d.Replays) == 0
 }
 
 // Append appends the binary encoding of d to b. It stores a flash message
-// longer than 1 KiB cut short, and a CSRF token longer than that is
-// ErrTooLarge. The format is a version
-// byte, then uvarint visits, the CSRF token, the flash (a flag byte and the
-// message) and the cart lines (count, then id and quantity of each), strings
-// as uvarint length and bytes. It allocates nothing when b has room.
+// longer than 1 KiB cut short; a CSRF token longer than that is
+// ErrTooLarge. The format is a version byte, the expiry (8 bytes, unix
+// nanoseconds), then uvarint visits, the CSRF token, the flash (a flag byte
+// and the message), the user, uvarint generation, a flag byte (transient),
+// the cart lines (count, then id and quantity of each) and the replays,
+// strings as uvarint length and bytes. It allocates nothing when b has
+// room.
 func (d *Data) Append(b []byte) ([]byte, error) {
-	if len(d.CSRF) > maxText {
+	if len(d.CSRF) > maxText || len(d.User) > maxIDLength {
 		return b, ErrTooLarge
 	}
 	start := len(b)
-	b = append(b, formatV1)
+	b = append(b, formatV2)
+	var expires int64
+	if !d.Expires.IsZero() {
+		expires = d.Expires.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(expires))
 	b = binary.AppendUvarint(b, uint64(min(max(d.Visits, 0), maxVisits)))
 	b = appendString(b, d.CSRF)
-	flag := byte(0)
-	if d.Flash.Error {
-		flag = 1
-	}
-	b = append(b, flag)
+	b = append(b, flag(d.Flash.Error))
 	b = appendString(b, clipText(d.Flash.Message))
+	b = appendString(b, d.User)
+	b = binary.AppendUvarint(b, d.Generation)
+	b = append(b, flag(d.Transient))
 	lines := d.Cart.Lines()
 	b = binary.AppendUvarint(b, uint64(len(lines)))
 	for _, l := range lines {
 		b = appendString(b, l.ProductID)
 		b = append(b, byte(l.Quantity))
 	}
+	b = binary.AppendUvarint(b, uint64(len(d.Replays)))
+	for _, r := range d.Replays {
+		b = append(b, r.Key[:]...)
+		b = append(b, r.Request[:]...)
+		b = binary.AppendUvarint(b, uint64(min(max(r.At.Unix(), 0), maxUnix)))
+		b = binary.AppendUvarint(b, uint64(r.Status))
+		b = appendString(b, string(r.Body))
+	}
 	if len(b)-start > MaxSize {
 		return b[:start], ErrTooLarge
 	}
 	return b, nil
+}
+
+func flag(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // clipText makes a flash message storable: valid UTF-8, at most maxText
@@ -99,26 +142,44 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// Decode parses an encoding made by Append. Any payload that Append could
-// not have made, including one that is truncated, oversized or carries
-// trailing bytes, is ErrCorrupt; Decode never panics.
+// Decode parses an encoding made by Append, or by the first format, which
+// had neither expiry nor user. Any payload that Append could not have made,
+// including one that is truncated, oversized or carries trailing bytes, is
+// ErrCorrupt; Decode never panics.
 //
-// It makes at most two allocations, however many lines: the cart's lines,
-// and one copy of p that the CSRF token, the flash message and every
-// product id are substrings of (so none of them aliases p).
+// The strings it returns are substrings of one copy of p (so none of them
+// aliases p).
 func Decode(p []byte) (Data, error) {
 	var d Data
-	if len(p) == 0 || len(p) > MaxSize || p[0] != formatV1 {
+	if len(p) == 0 || len(p) > MaxSize || p[0] != formatV1 && p[0] != formatV2 {
 		return Data{}, ErrCorrupt
 	}
-	r := reader{p: p[1:], s: string(p[1:])}
+	v2 := p[0] == formatV2
+	body := p[1:]
+	if v2 {
+		if len(p) < headerLength {
+			return Data{}, ErrCorrupt
+		}
+		if ns := int64(binary.BigEndian.Uint64(p[expiresAt:headerLength])); ns != 0 {
+			d.Expires = time.Unix(0, ns)
+		}
+		body = p[headerLength:]
+	}
+	r := reader{p: body, s: string(body)}
 	visits := r.uvarint()
 	d.CSRF = r.string(maxText)
-	flag := r.byte()
+	flash := r.byte()
 	d.Flash.Message = r.string(maxText)
-	d.Flash.Error = flag == 1
+	d.Flash.Error = flash == 1
+	var flags byte
+	if v2 {
+		d.User = r.string(maxIDLength)
+		d.Generation = r.uvarint()
+		flags = r.byte()
+		d.Transient = flags == 1
+	}
 	n := r.uvarint()
-	if r.err || flag > 1 || visits > maxVisits || n > cart.MaxLines {
+	if r.err || flash > 1 || flags > 1 || visits > maxVisits || n > cart.MaxLines {
 		return Data{}, ErrCorrupt
 	}
 	d.Visits = int64(visits)
@@ -137,7 +198,25 @@ func Decode(p []byte) (Data, error) {
 		}
 		d.Cart = c
 	}
-	if len(r.p) != 0 || !utf8.ValidString(d.Flash.Message) {
+	if v2 {
+		n := r.uvarint()
+		if n > MaxReplays {
+			return Data{}, ErrCorrupt
+		}
+		for range n {
+			var rp Replay
+			copy(rp.Key[:], r.bytes(len(rp.Key)))
+			copy(rp.Request[:], r.bytes(len(rp.Request)))
+			at, status := r.uvarint(), r.uvarint()
+			rp.Body = []byte(r.string(MaxSize))
+			if at > maxUnix || status > 999 {
+				return Data{}, ErrCorrupt
+			}
+			rp.At, rp.Status = time.Unix(int64(at), 0), int(status)
+			d.Replays = append(d.Replays, rp)
+		}
+	}
+	if r.err || len(r.p) != 0 || !utf8.ValidString(d.Flash.Message) {
 		return Data{}, ErrCorrupt
 	}
 	return d, nil
@@ -178,6 +257,17 @@ func (r *reader) byte() byte {
 	c := r.p[0]
 	r.skip(1)
 	return c
+}
+
+// bytes returns the next n bytes, or nil after a failure.
+func (r *reader) bytes(n int) []byte {
+	if r.err || len(r.p) < n {
+		r.err = true
+		return nil
+	}
+	b := r.p[:n]
+	r.skip(n)
+	return b
 }
 
 func (r *reader) string(limit int) string {

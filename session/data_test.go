@@ -68,6 +68,21 @@ func checkSameData(tb testing.TB, got, want session.Data) {
 	if !slices.Equal(got.Cart.Lines(), want.Cart.Lines()) {
 		tb.Errorf("cart lines = %v, want %v", got.Cart.Lines(), want.Cart.Lines())
 	}
+	if got.User != want.User || got.Generation != want.Generation || got.Transient != want.Transient {
+		tb.Errorf("login = %q %d %v, want %q %d %v", got.User, got.Generation, got.Transient, want.User, want.Generation, want.Transient)
+	}
+	if !got.Expires.Equal(want.Expires) {
+		tb.Errorf("Expires = %v, want %v", got.Expires, want.Expires)
+	}
+	if len(got.Replays) != len(want.Replays) {
+		tb.Errorf("%d replays, want %d", len(got.Replays), len(want.Replays))
+	}
+	for i := range min(len(got.Replays), len(want.Replays)) {
+		g, w := got.Replays[i], want.Replays[i]
+		if g.Key != w.Key || g.Request != w.Request || !g.At.Equal(w.At) || g.Status != w.Status || string(g.Body) != string(w.Body) {
+			tb.Errorf("replay %d = %+v, want %+v", i, g, w)
+		}
+	}
 }
 
 // rawEncoding builds an encoding field by field, so that tests can make
@@ -77,6 +92,7 @@ type rawEncoding struct{ b []byte }
 func newRaw(format byte) *rawEncoding                { return &rawEncoding{b: []byte{format}} }
 func (r *rawEncoding) uvarint(v uint64) *rawEncoding { r.b = binary.AppendUvarint(r.b, v); return r }
 func (r *rawEncoding) byte(c byte) *rawEncoding      { r.b = append(r.b, c); return r }
+func (r *rawEncoding) bytes(p []byte) *rawEncoding   { r.b = append(r.b, p...); return r }
 func (r *rawEncoding) str(s string) *rawEncoding {
 	r.b = binary.AppendUvarint(r.b, uint64(len(s)))
 	r.b = append(r.b, s...)
@@ -275,7 +291,7 @@ func TestAppendOutputDecodes(t *testing.T) {
 // 1100 characters long ("There is no book with id ... in the catalog."), and
 // loads the session back: its cart must still be there.
 func TestStoredLongFlashKeepsSession(t *testing.T) {
-	store := memstore.New(time.Hour)
+	store := memstore.New(memstore.Options{})
 	t.Cleanup(func() { store.Close() })
 	m := session.NewManager(store, session.Options{})
 	ctx := context.Background()
@@ -362,6 +378,7 @@ func TestDecodeRejects(t *testing.T) {
 	valid := mustAppendData(t, session.Data{Visits: 3, CSRF: "tok", Flash: session.Flash{Message: "Hi."}, Cart: dataCart(t, 2, 8)})
 	id64 := strings.Repeat("a", 64)
 	hdr := func() *rawEncoding { return newRaw(1).header(3, "tok", 0, "") }
+	v2 := func() *rawEncoding { return newRaw(2).bytes(make([]byte, 8)).header(3, "tok", 0, "") }
 	var lines51 []cart.Line
 	for i := range 51 {
 		lines51 = append(lines51, cart.Line{ProductID: fmt.Sprintf("p%02d", i), Quantity: 1})
@@ -375,7 +392,12 @@ func TestDecodeRejects(t *testing.T) {
 		{name: "nil", in: nil},
 		{name: "empty", in: []byte{}},
 		{name: "format byte 0", in: append([]byte{0}, valid[1:]...)},
-		{name: "format byte 2", in: append([]byte{2}, valid[1:]...)},
+		{name: "format byte 3", in: append([]byte{3}, valid[1:]...)},
+		{name: "format 2 shorter than its header", in: []byte{2, 0, 0, 0}},
+		{name: "format 2 transient flag 2", in: v2().str("").uvarint(0).byte(2).lines(0).uvarint(0).b},
+		{name: "format 2 replay count 11", in: v2().str("").uvarint(0).byte(0).lines(0).uvarint(11).b},
+		{name: "format 2 replay status 1000", in: v2().str("").uvarint(0).byte(0).lines(0).uvarint(1).bytes(make([]byte, 32)).uvarint(0).uvarint(1000).str("").b},
+		{name: "format 2 user of 65 bytes", in: v2().str(id64 + "a").uvarint(0).byte(0).lines(0).uvarint(0).b},
 		{name: "format byte 0xff", in: append([]byte{0xff}, valid[1:]...)},
 		{name: "format byte only", in: []byte{1}},
 		{name: "trailing garbage", in: append(slices.Clone(valid), 0)},
@@ -442,22 +464,50 @@ func TestDecodeRejectsEveryTruncation(t *testing.T) {
 }
 
 func TestDecodeAcceptsRawEncoding(t *testing.T) {
-	// The format as documented, written by hand: a change of the
+	// The formats as documented, written by hand: a change of the
 	// encoding must be deliberate.
-	in := newRaw(1).header(300, "tok", 1, "Hi.").lines(2,
-		cart.Line{ProductID: "dune", Quantity: 2}, cart.Line{ProductID: "kindred", Quantity: 99}).b
-	got, err := session.Decode(in)
-	if err != nil {
-		t.Fatalf("Decode: %v", err)
-	}
 	c, err := cart.FromLines([]cart.Line{{ProductID: "dune", Quantity: 2}, {ProductID: "kindred", Quantity: 99}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := session.Data{Visits: 300, CSRF: "tok", Flash: session.Flash{Message: "Hi.", Error: true}, Cart: c}
-	checkSameData(t, got, want)
-	if enc := mustAppendData(t, want); string(enc) != string(in) {
-		t.Errorf("Append = %x, want %x", enc, in)
+	lines := func(r *rawEncoding) *rawEncoding {
+		return r.lines(2, cart.Line{ProductID: "dune", Quantity: 2}, cart.Line{ProductID: "kindred", Quantity: 99})
+	}
+	expires := time.Date(2026, 12, 4, 20, 31, 7, 0, time.UTC)
+	key, request := session.Hash("key"), session.Hash("POST", "/api/cart/items", "{}")
+	tests := []struct {
+		name string
+		in   []byte
+		want session.Data
+		same bool // Append gives the input back
+	}{
+		{
+			name: "format 1",
+			in:   lines(newRaw(1).header(300, "tok", 1, "Hi.")).b,
+			want: session.Data{Visits: 300, CSRF: "tok", Flash: session.Flash{Message: "Hi.", Error: true}, Cart: c},
+		},
+		{
+			name: "format 2",
+			in: lines(newRaw(2).bytes(binary.BigEndian.AppendUint64(nil, uint64(expires.UnixNano()))).
+				header(300, "tok", 1, "Hi.").str("alice").uvarint(7).byte(1)).
+				uvarint(1).bytes(key[:]).bytes(request[:]).uvarint(uint64(expires.Unix())).uvarint(200).str(`{"items":[]}`).b,
+			want: session.Data{Visits: 300, CSRF: "tok", Flash: session.Flash{Message: "Hi.", Error: true}, Cart: c,
+				User: "alice", Generation: 7, Transient: true, Expires: expires,
+				Replays: session.Replays{{Key: key, Request: request, At: expires, Status: 200, Body: []byte(`{"items":[]}`)}}},
+			same: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := session.Decode(tt.in)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			checkSameData(t, got, tt.want)
+			if enc := mustAppendData(t, tt.want); tt.same && string(enc) != string(tt.in) {
+				t.Errorf("Append = %x, want %x", enc, tt.in)
+			}
+		})
 	}
 }
 

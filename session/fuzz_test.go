@@ -20,6 +20,8 @@ func FuzzDecode(f *testing.F) {
 		{Visits: 9, CSRF: "Jq3v0bX9_aZ-Yk2mT7wQeR4uI8oP1sDf", Cart: dataCart(f, 3, 12)},
 		{Flash: session.Flash{Message: "Only 1 copy of Solaris — Stanisław Lem is in stock.", Error: true}},
 		{Visits: 1, Cart: dataCart(f, cart.MaxLines, 3), Flash: session.Flash{Message: "Added."}}, // small ids: large seeds make the fuzzer spend its time minimizing
+		{Visits: 2, User: "alice", Generation: 3, Transient: true, CSRF: "t"},
+		{Replays: session.Replays{{Key: session.Hash("k"), Status: 200, Body: []byte("{}")}}},
 	} {
 		f.Add(mustAppendData(f, d))
 	}
@@ -76,9 +78,10 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Append of decoded data: %v", err)
 		}
-		// Decode accepts only what Append makes, so the encoding of an
-		// accepted payload is the payload itself.
-		if string(enc) != string(p) {
+		// Decode accepts only what Append makes (or made in the first
+		// format), so the encoding of an accepted payload is the payload
+		// itself.
+		if p[0] != 1 && string(enc) != string(p) {
 			t.Fatalf("Append(Decode(p)) = %x, want p = %x", enc, p)
 		}
 		again, err := session.Decode(enc)

@@ -14,12 +14,12 @@ import (
 )
 
 func memStore(tb testing.TB) session.Store {
-	s := memstore.New(time.Minute)
+	s := memstore.New(memstore.Options{})
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
 
-func boltStore(tb testing.TB) session.Store {
+func fileStore(tb testing.TB) session.Store {
 	s, err := filestore.Open(tb.TempDir(), filestore.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -33,7 +33,7 @@ var stores = []struct {
 	open func(testing.TB) session.Store
 }{
 	{"memory", memStore},
-	{"file", boltStore},
+	{"file", fileStore},
 }
 
 func visit(d *session.Data) error { d.Visits++; return nil }
@@ -68,7 +68,7 @@ func TestUnknownIDsAreNeverAdopted(t *testing.T) {
 	store := memStore(t)
 	m := session.NewManager(store, session.Options{})
 	garbage := session.NewID()
-	if err := store.CompareAndSwap(ctx, garbage, 0, 1, []byte("not a session"), time.Minute); err != nil {
+	if err := store.CompareAndSwap(ctx, garbage, 0, session.Write{Version: 1, Data: []byte("not a session"), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{session.NewID(), "short", "../../etc/passwd", garbage} {
@@ -135,11 +135,11 @@ func TestConcurrentUpdates(t *testing.T) {
 // every read and write of ours: a session contended for good.
 type rival struct{ session.Store }
 
-func (r rival) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
-	if rec, found, _ := r.Store.Get(ctx, id); found {
-		r.Store.CompareAndSwap(ctx, id, rec.Version, rec.Version+1, rec.Data, ttl)
+func (r rival) CompareAndSwap(ctx context.Context, key string, old uint64, w session.Write) error {
+	if rec, found, _ := r.Store.Get(ctx, key); found {
+		r.Store.CompareAndSwap(ctx, key, rec.Version, session.Write{Version: rec.Version + 1, Data: rec.Data, TTL: w.TTL})
 	}
-	return r.Store.CompareAndSwap(ctx, id, old, next, data, ttl)
+	return r.Store.CompareAndSwap(ctx, key, old, w)
 }
 
 func TestContendedUpdateGivesUpWithConflict(t *testing.T) {

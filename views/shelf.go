@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
-	"sync"
-	"unsafe"
 
 	"tote/catalog"
 )
@@ -52,6 +50,7 @@ var bookTmpl = template.Must(template.New("partials/book").Funcs(Funcs()).Parse(
 type Shelf struct {
 	books []shelved
 	size  int // bytes of the longest shelf, without tokens
+	forms int // books that can show an add form, each with a token
 }
 
 // shelved is one book's renderings. add is the add form split where the
@@ -97,47 +96,33 @@ func NewShelf(products []catalog.Product) (*Shelf, error) {
 		}
 		b.add = [2]string{head, tail}
 		s.size += max(len(b.full), len(head)+len(tail))
+		s.forms++
 		s.books[i] = b
 	}
 	return s, nil
 }
 
 // HTML returns the shelf as the catalog page shows it with data d (its
-// cart and CSRF token): what Book makes of each product, put together.
+// cart and CSRF token): what Book makes of each product, put together, in
+// one allocation.
 func (s *Shelf) HTML(d Data) template.HTML {
-	return template.HTML(s.Append(make([]byte, 0, s.size+len(s.books)*(len(d.CSRF)+8)), d))
-}
-
-// Lend returns what HTML returns, in a buffer lent from a pool instead of
-// a new string of 15 KiB or so for every page view (most of what a page
-// view allocates). The HTML is valid until release is called, which the
-// caller must do once the page is rendered, and must not keep.
-func (s *Shelf) Lend(d Data) (h template.HTML, release func()) {
-	bp := shelfBufs.Get().(*[]byte)
-	b := s.Append((*bp)[:0], d)
-	*bp = b
-	return template.HTML(unsafe.String(unsafe.SliceData(b), len(b))), func() { shelfBufs.Put(bp) }
-}
-
-var shelfBufs = sync.Pool{New: func() any { b := make([]byte, 0, 32<<10); return &b }}
-
-// Append appends the shelf as HTML shows it to b.
-func (s *Shelf) Append(b []byte, d Data) []byte {
 	// What html/template writes for a token of the base64url alphabet
 	// (tote's); any other text is escaped for the attribute.
 	token := template.HTMLEscapeString(d.CSRF)
+	var b strings.Builder
+	b.Grow(s.size + s.forms*len(token))
 	for i := range s.books {
 		x := &s.books[i]
 		switch {
 		case x.out != "":
-			b = append(b, x.out...)
+			b.WriteString(x.out)
 		case d.MaxAdd(x.product) == 0:
-			b = append(b, x.full...)
+			b.WriteString(x.full)
 		default:
-			b = append(b, x.add[0]...)
-			b = append(b, token...)
-			b = append(b, x.add[1]...)
+			b.WriteString(x.add[0])
+			b.WriteString(token)
+			b.WriteString(x.add[1])
 		}
 	}
-	return b
+	return template.HTML(b.String())
 }

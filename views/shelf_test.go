@@ -3,16 +3,14 @@ package views
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"html/template"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
 
+	"tote/cart"
 	"tote/catalog"
-	"tote/session"
 )
 
 // shelfCatalog is the embedded catalog plus books whose text needs
@@ -45,39 +43,20 @@ func TestShelfMatchesBook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(d *session.Data, id string, qty int) {
-		t.Helper()
-		p, err := cat.Product(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := d.Cart.Add(p, qty); err != nil {
-			t.Fatal(err)
-		}
-	}
 	tests := []struct {
-		name string
-		fill func(d *session.Data)
+		name  string
+		csrf  string
+		lines map[string]int
 	}{
-		{"new visitor, no token", func(d *session.Data) {}},
-		{"empty cart", func(d *session.Data) { d.CSRF = "b5H3qX0v1s0mE-t0K3n_0f-f0rty" }},
-		{"some lines", func(d *session.Data) {
-			d.CSRF = "tok"
-			add(d, "xss", 1)
-			add(d, "deep", 3)
-		}},
-		{"every copy in the cart", func(d *session.Data) {
-			d.CSRF = "tok"
-			add(d, "xss", 2)
-			add(d, "one", 1)
-			add(d, "deep", 99)
-		}},
+		{"new visitor, no token", "", nil},
+		{"empty cart", "b5H3qX0v1s0mE-t0K3n_0f-f0rty", nil},
+		{"some lines", "tok", map[string]int{"xss": 1, "deep": 3}},
+		{"every copy in the cart", "tok", map[string]int{"xss": 2, "one": 1, "deep": 99}},
+		{"a token that needs escaping", `tok"><script>x</script>&`, map[string]int{"deep": 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var sd session.Data
-			tt.fill(&sd)
-			d := Context(cat, &sd)
+			d := Context(cartOf(t, cat, tt.lines).Price(cat), 1, Flash{}, tt.csrf, "")
 			var want strings.Builder
 			for _, p := range cat.Products() {
 				h, err := Book(p, d)
@@ -93,6 +72,22 @@ func TestShelfMatchesBook(t *testing.T) {
 	}
 }
 
+// cartOf returns a cart with qty copies of each product id in lines.
+func cartOf(tb testing.TB, cat *catalog.Catalog, lines map[string]int) *cart.Cart {
+	tb.Helper()
+	var ct cart.Cart
+	for id, qty := range lines {
+		p, err := cat.Product(id)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := ct.Add(p, qty); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return &ct
+}
+
 // TestShelfStates checks what each book offers, by selector: an add form
 // with the token, "in your cart" when every copy is, "Out of stock", and
 // catalog text as text.
@@ -102,13 +97,8 @@ func TestShelfStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sd session.Data
-	sd.CSRF = `tok"><script>x</script>`
-	one, _ := cat.Product("one")
-	if err := sd.Cart.Add(one, 1); err != nil {
-		t.Fatal(err)
-	}
-	doc := shelfDoc(t, shelf.HTML(Context(cat, &sd)))
+	token := `tok"><script>x</script>`
+	doc := shelfDoc(t, shelf.HTML(Context(cartOf(t, cat, map[string]int{"one": 1}).Price(cat), 1, Flash{}, token, "")))
 
 	if n := doc.Find("li.book").Length(); n != len(cat.Products()) {
 		t.Errorf("%d books on the shelf, want %d", n, len(cat.Products()))
@@ -120,8 +110,8 @@ func TestShelfStates(t *testing.T) {
 	if got, want := xss.Find("h2 a").Text(), `<script>alert(1)</script> & "quotes" 'too'`; got != want {
 		t.Errorf("xss title shows %q, want %q", got, want)
 	}
-	if got, _ := xss.Find(`input[name="csrf_token"]`).Attr("value"); got != sd.CSRF {
-		t.Errorf("token in the form is %q, want %q", got, sd.CSRF)
+	if got, _ := xss.Find(`input[name="csrf_token"]`).Attr("value"); got != token {
+		t.Errorf("token in the form is %q, want %q", got, token)
 	}
 	if got := doc.Find("#book-one form").Length(); got != 0 {
 		t.Error("the only copy is in the cart, yet the book offers an add form")
@@ -154,9 +144,7 @@ func BenchmarkShelf(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var sd session.Data
-	sd.CSRF = "b5H3qX0v1s0mE-t0K3n_0f-f0rty-thr33-ch4r4ct3r"
-	d := Context(cat, &sd)
+	d := Context(cart.Summary{}, 1, Flash{}, "b5H3qX0v1s0mE-t0K3n_0f-f0rty-thr33-ch4r4ct3r", "")
 	b.Run("cached", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -173,40 +161,4 @@ func BenchmarkShelf(b *testing.B) {
 			}
 		}
 	})
-}
-
-// TestShelfLend checks that lent shelves are what HTML returns, each with
-// its own token, while many are lent and returned at once.
-func TestShelfLend(t *testing.T) {
-	cat := catalog.Default()
-	shelf, err := NewShelf(cat.Products())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan string, 8)
-	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 200 {
-				var sd session.Data
-				sd.CSRF = fmt.Sprintf("token-%d-%d", g, i)
-				d := Context(cat, &sd)
-				want := shelf.HTML(d)
-				got, release := shelf.Lend(d)
-				same := string(got) == string(want)
-				release()
-				if !same {
-					errs <- fmt.Sprintf("goroutine %d, view %d: lent shelf differs from HTML", g, i)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		t.Error(e)
-	}
 }

@@ -2,25 +2,47 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"math"
-	"strconv"
+	"net/http"
 	"strings"
-	"sync"
-	"unicode/utf8"
+	"time"
 
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 
-	"tote/cart"
-	"tote/catalog"
+	"tote/account"
 	"tote/session"
 )
 
-// jsonOnly refuses a request body that is not declared as JSON (415). It is
-// also what keeps a cross-site HTML form from changing a cart: a browser
-// sends application/json cross-site only after a CORS preflight, which tote
-// never approves.
+// crossSite refuses a POST, PUT or DELETE of the API that a browser sent
+// from another site (403 cross_site), by the rule of Go's
+// http.CrossOriginProtection: Sec-Fetch-Site cross-site or same-site, or,
+// without it, an Origin whose host differs from Host. Requests with
+// neither header (curl, programs) pass.
+func (s *server) crossSite(c *fiber.Ctx) error {
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	site, origin := c.Get("Sec-Fetch-Site"), c.Get(fiber.HeaderOrigin)
+	if site == "" && origin == "" {
+		return c.Next()
+	}
+	r := &http.Request{Method: c.Method(), Host: string(c.Request().Host()), Header: http.Header{}}
+	if site != "" {
+		r.Header.Set("Sec-Fetch-Site", site)
+	}
+	if origin != "" {
+		r.Header.Set("Origin", origin)
+	}
+	if s.origins.Check(r) != nil {
+		return errCrossSite
+	}
+	return c.Next()
+}
+
+// jsonOnly refuses a request body that is not declared as JSON (415).
 func jsonOnly(c *fiber.Ctx) error {
 	if len(c.Body()) > 0 && !isJSON(c.Get(fiber.HeaderContentType)) {
 		return errUnsupportedMedia
@@ -37,158 +59,12 @@ func isJSON(ct string) bool {
 	return strings.EqualFold(strings.TrimSpace(ct), fiber.MIMEApplicationJSON)
 }
 
-// cartJSON is the contract's Cart.
-type cartJSON struct {
-	Items     []itemJSON `json:"items"`
-	ItemCount int        `json:"item_count"`
-	Subtotal  int64      `json:"subtotal"`
-	Currency  string     `json:"currency"`
-	Visits    int64      `json:"visits"`
-}
-
-type itemJSON struct {
-	ProductID string `json:"product_id"`
-	Title     string `json:"title"`
-	UnitPrice int64  `json:"unit_price"`
-	Quantity  int    `json:"quantity"`
-	LineTotal int64  `json:"line_total"`
-}
-
-// sendCart answers the session's cart as the contract's Cart JSON: what
-// encoding/json makes of cartJSON, byte for byte, appended by hand (a
-// cart is on every API response, and reflection was most of its cost).
-func (s *server) sendCart(c *fiber.Ctx, d *session.Data) error {
-	sum := d.Cart.Price(s.cat)
-	bp := jsonBufs.Get().(*[]byte)
-	b := append((*bp)[:0], `{"items":[`...)
-	for i, l := range sum.Lines {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		if head, ok := s.itemHeads[l.Product.ID]; ok {
-			b = append(b, head...)
-		} else {
-			b = appendItemHead(b, l.Product)
-		}
-		b = strconv.AppendInt(b, int64(l.Quantity), 10)
-		b = append(b, `,"line_total":`...)
-		b = strconv.AppendInt(b, l.LineTotal, 10)
-		b = append(b, '}')
-	}
-	b = append(b, `],"item_count":`...)
-	b = strconv.AppendInt(b, int64(sum.ItemCount), 10)
-	b = append(b, `,"subtotal":`...)
-	b = strconv.AppendInt(b, sum.Subtotal, 10)
-	b = append(b, `,"currency":`...)
-	b = appendJSONString(b, sum.Currency)
-	b = append(b, `,"visits":`...)
-	b = strconv.AppendInt(b, d.Visits, 10)
-	b = append(b, '}')
-	c.Response().SetBody(b) // copies
-	c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
-	*bp = b
-	jsonBufs.Put(bp)
-	return nil
-}
-
-// appendControl appends \b or \f as encoding/json does (short), or as
-// slog's JSONHandler does (\u0008, \u000c).
-func appendControl(b []byte, short, c byte, useShort bool) []byte {
-	if useShort {
-		return append(b, '\\', short)
-	}
-	const hex = "0123456789abcdef"
-	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-}
-
-var jsonBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// itemHeads returns, for each product, the start of its line in a cart's
-// JSON: everything up to the quantity, which depends on the cart.
-func itemHeads(products []catalog.Product) map[string][]byte {
-	m := make(map[string][]byte, len(products))
-	for _, p := range products {
-		m[p.ID] = appendItemHead(nil, p)
-	}
-	return m
-}
-
-// appendItemHead appends `{"product_id":...,"title":...,"unit_price":N,"quantity":`.
-func appendItemHead(b []byte, p catalog.Product) []byte {
-	b = append(b, `{"product_id":`...)
-	b = appendJSONString(b, p.ID)
-	b = append(b, `,"title":`...)
-	b = appendJSONString(b, p.Title)
-	b = append(b, `,"unit_price":`...)
-	b = strconv.AppendInt(b, p.Price, 10)
-	return append(b, `,"quantity":`...)
-}
-
-// appendJSONString appends s as a JSON string, escaped as encoding/json
-// escapes it: <, > and & as \u003c, \u003e and \u0026, U+2028 and U+2029,
-// control characters, and invalid UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte { return appendJSONStringOf(b, s, true) }
-
-// appendJSONStringOf appends s as a JSON string, escaping <, > and & only
-// if html (slog's JSONHandler does not; it also writes \b and \f as \u00XX).
-func appendJSONStringOf(b []byte, s string, html bool) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = appendControl(b, 'b', c, html)
-			case '\f':
-				b = appendControl(b, 'f', c, html)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// GET /api/products
+// listProducts serves GET /api/products.
 func (s *server) listProducts(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"products": s.cat.Products(), "currency": s.cat.Currency()})
 }
 
-// GET /api/products/:id
+// getProduct serves GET /api/products/:id.
 func (s *server) getProduct(c *fiber.Ctx) error {
 	p, err := s.cat.Product(c.Params("id"))
 	if err != nil {
@@ -197,20 +73,42 @@ func (s *server) getProduct(c *fiber.Ctx) error {
 	return c.JSON(p)
 }
 
-// GET /api/cart: reads the session, never writes it.
+// getCart serves GET /api/cart: it reads the session, and account, never
+// writes them. If-None-Match with the cart's ETag answers 304.
 func (s *server) getCart(c *fiber.Ctx) error {
-	sess, err := s.loadSession(c)
+	v, err := s.visit(c)
 	if err != nil {
 		return err
 	}
-	return s.sendCart(c, &sess.Data)
+	body := s.cartBody(v.cart(), &v.sess.Data, v.user(), nil)
+	tag := etag(body)
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && noneMatch(inm, tag) {
+		c.Set(fiber.HeaderETag, tag)
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	return sendBody(c, fiber.StatusOK, body)
 }
 
-// POST /api/cart/items {"product_id": "x", "quantity": 2}
+// noneMatch reports whether an If-None-Match header matches tag, by the
+// weak comparison RFC 9110 asks of it.
+func noneMatch(header, tag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// addItem serves POST /api/cart/items {"product_id": "x", "quantity": 2}.
+// Its checks come in the contract's order: the JSON's shape (400) here, the
+// product (404) and the quantity (422) in addLine, the cart's limits (422)
+// when the change is applied. setItem's too.
 func (s *server) addItem(c *fiber.Ctx) error {
 	var body struct {
-		ProductID json.RawMessage `json:"product_id"`
-		Quantity  json.RawMessage `json:"quantity"`
+		ProductID jsontext.Value `json:"product_id"`
+		Quantity  jsontext.Value `json:"quantity"`
 	}
 	if err := decodeBody(c.Body(), &body); err != nil {
 		return err
@@ -219,26 +117,23 @@ func (s *server) addItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	qty, qerr := 1, error(nil)
+	qty := "1"
 	if !isNull(body.Quantity) {
-		if qty, qerr = quantityField(body.Quantity); isBadRequest(qerr) {
-			return qerr
+		if qty, err = numberField(body.Quantity, "quantity"); err != nil {
+			return err
 		}
 	}
-	p, err := s.cat.Product(id)
+	change, err := s.addLine(id, qty)
 	if err != nil {
 		return err
 	}
-	if qerr != nil {
-		return qerr
-	}
-	return s.changeCart(c, func(ct *cart.Cart) error { return ct.Add(p, qty) })
+	return s.changeCart(c, change)
 }
 
-// PUT /api/cart/items/:id {"quantity": N}
+// setItem serves PUT /api/cart/items/:id {"quantity": N}.
 func (s *server) setItem(c *fiber.Ctx) error {
 	var body struct {
-		Quantity json.RawMessage `json:"quantity"`
+		Quantity jsontext.Value `json:"quantity"`
 	}
 	if err := decodeBody(c.Body(), &body); err != nil {
 		return err
@@ -246,45 +141,182 @@ func (s *server) setItem(c *fiber.Ctx) error {
 	if isNull(body.Quantity) {
 		return badRequest(`The body needs "quantity", a whole number from 0 to 99.`)
 	}
-	qty, qerr := quantityField(body.Quantity)
-	if isBadRequest(qerr) {
-		return qerr
-	}
-	p, err := s.cat.Product(c.Params("id"))
+	qty, err := numberField(body.Quantity, "quantity")
 	if err != nil {
 		return err
 	}
-	if qerr != nil {
-		return qerr
+	change, err := s.setLine(c.Params("id"), qty)
+	if err != nil {
+		return err
 	}
-	return s.changeCart(c, func(ct *cart.Cart) error { return ct.Set(p, qty) })
+	return s.changeCart(c, change)
 }
 
-// DELETE /api/cart/items/:id: removing an absent line is not an error.
+// removeItem serves DELETE /api/cart/items/:id: removing an absent line is
+// not an error.
 func (s *server) removeItem(c *fiber.Ctx) error {
-	p, err := s.cat.Product(c.Params("id"))
+	change, err := s.removeLine(c.Params("id"))
 	if err != nil {
 		return err
 	}
-	return s.changeCart(c, func(ct *cart.Cart) error { ct.Remove(p.ID); return nil })
+	return s.changeCart(c, change)
 }
 
-// DELETE /api/cart
+// clearCart serves DELETE /api/cart.
 func (s *server) clearCart(c *fiber.Ctx) error {
-	return s.changeCart(c, func(ct *cart.Cart) error { ct.Clear(); return nil })
+	return s.changeCart(c, clearLines)
 }
 
-// changeCart applies change to the session's cart and answers the cart as
-// stored. A refused change stores nothing.
-func (s *server) changeCart(c *fiber.Ctx, change func(*cart.Cart) error) error {
-	sess, err := s.updateSession(c, func(d *session.Data) error { return change(&d.Cart) })
+// conditionsKey is where the conditions middleware leaves a request's
+// conditions for changeCart.
+const conditionsKey = "conditions"
+
+// conditions checks a cart change's If-Match and Idempotency-Key before
+// anything else of the request, right after the cross-site check: a
+// mismatch is 412, a repeat gets the first answer, a key used for another
+// request is 422, and a repeat while the first is running 409. changeCart
+// checks them again with the change itself, so that nothing changes in
+// between.
+func (s *server) conditions(c *fiber.Ctx) error {
+	k, err := readConditions(c)
 	if err != nil {
 		return err
 	}
-	return s.sendCart(c, &sess.Data)
+	if !k.any() {
+		return c.Next()
+	}
+	v, err := s.visit(c)
+	if err != nil {
+		return err
+	}
+	replays, owner := v.sess.Data.Replays, v.sess.ID
+	if v.acct != nil {
+		replays, owner = v.acct.Replays, account.Key(v.acct.Username)
+	}
+	r, err := k.check(func() []byte { return s.cartBody(v.cart(), &v.sess.Data, v.user(), nil) }, v.sess.ID != "", replays)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		return replay(c, r)
+	}
+	if k.hasKey && owner != "" {
+		leave, err := s.inflight.enter(owner, k.key)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
+	c.Locals(conditionsKey, k)
+	return c.Next()
 }
 
-// decodeBody parses a JSON object into v. Anything else is 400.
+// changeCart applies change to the visitor's cart, the session's for a
+// guest or the account's when logged in, and answers the cart as it now
+// is. A refused change stores nothing.
+func (s *server) changeCart(c *fiber.Ctx, change cartChange) error {
+	k, _ := c.Locals(conditionsKey).(conditions)
+	var body []byte
+	sess, err := s.updateSession(c, func(d *session.Data) error {
+		body = nil
+		if d.User != "" {
+			return errLoggedIn
+		}
+		if k.any() {
+			r, err := k.check(func() []byte { return s.cartBody(&d.Cart, d, "", nil) }, !d.Expires.IsZero(), d.Replays)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				return errReplayed{r}
+			}
+		}
+		if _, err := change(&d.Cart); err != nil {
+			return err
+		}
+		if k.hasKey {
+			// The answer is kept with the session; it holds the expiry
+			// the session gets when stored (not bare: it keeps answers).
+			d.Expires = time.Now().Add(s.sessions.TTL())
+			body = s.cartBody(&d.Cart, d, "", nil)
+			d.Replays = k.remember(d.Replays, fiber.StatusOK, body)
+		}
+		return nil
+	})
+	var rep errReplayed
+	switch {
+	case errors.As(err, &rep):
+		return replay(c, rep.r)
+	case errors.Is(err, errLoggedIn):
+		return s.changeAccountCart(c, sess, k, change)
+	case err != nil:
+		return err
+	}
+	if body == nil {
+		body = s.cartBody(&sess.Data.Cart, &sess.Data, "", nil)
+	}
+	return sendBody(c, fiber.StatusOK, body)
+}
+
+// changeAccountCart is changeCart for a logged-in session sess: the change
+// is made to the account's cart, and the session is only read.
+func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditions, change cartChange) error {
+	ctx := c.UserContext()
+	a, err := s.account(ctx, &sess.Data)
+	if errors.Is(err, errEnded) {
+		// The login ended: the request is a guest's, in a new session.
+		s.end(c, sess.ID)
+		c.Request().Header.DelCookie(cookieName)
+		return s.changeCart(c, change)
+	}
+	if err != nil {
+		return err
+	}
+	var body []byte
+	acct, err := s.accounts.Update(ctx, *a, func(a *account.Account) error {
+		body = nil
+		if !a.Current(sess.Data.Generation) {
+			return errEnded
+		}
+		if k.any() {
+			r, err := k.check(func() []byte { return s.cartBody(&a.Cart, &sess.Data, a.Username, nil) }, true, a.Replays)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				return errReplayed{r}
+			}
+		}
+		if _, err := change(&a.Cart); err != nil {
+			return err
+		}
+		if k.hasKey {
+			body = s.cartBody(&a.Cart, &sess.Data, a.Username, nil)
+			a.Replays = k.remember(a.Replays, fiber.StatusOK, body)
+		}
+		return nil
+	})
+	var rep errReplayed
+	switch {
+	case errors.As(err, &rep):
+		return replay(c, rep.r)
+	case errors.Is(err, errEnded), errors.Is(err, account.ErrNotFound):
+		s.end(c, sess.ID)
+		c.Request().Header.DelCookie(cookieName)
+		return s.changeCart(c, change)
+	case err != nil:
+		return err
+	}
+	if body == nil {
+		body = s.cartBody(&acct.Cart, &sess.Data, acct.Username, nil)
+	}
+	return sendBody(c, fiber.StatusOK, body)
+}
+
+// decodeBody parses a JSON object into v, strictly: object keys match
+// exactly ("Quantity" is not "quantity"), a duplicate key is refused, and
+// nothing may follow the object. Unknown keys are ignored. Anything else
+// is 400.
 func decodeBody(body []byte, v any) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -293,27 +325,40 @@ func decodeBody(body []byte, v any) error {
 	if body[0] != '{' {
 		return badRequest("The request body must be a JSON object.")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return badRequest("The request body is not valid JSON: %s.", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if dec.More() {
-		return badRequest("The request body must hold one JSON object only.")
+	if err := json.Unmarshal(body, v); err != nil {
+		return badRequest("The request body is not valid JSON: %s.", jsonProblem(err))
 	}
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool {
-	return len(raw) == 0 || string(raw) == "null"
+// jsonProblem says what is wrong with a JSON body, for a person.
+func jsonProblem(err error) string {
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		if strings.Contains(se.Err.Error(), "duplicate") {
+			return "a key appears twice"
+		}
+		return strings.TrimPrefix(se.Err.Error(), "jsontext: ")
+	}
+	var te *json.SemanticError
+	if errors.As(err, &te) && te.JSONKind != 0 {
+		return "a field has the wrong type (" + te.JSONKind.String() + ")"
+	}
+	return "it cannot be read"
+}
+
+// isNull reports whether a field is absent or null.
+func isNull(raw jsontext.Value) bool {
+	return len(raw) == 0 || raw.Kind() == 'n'
 }
 
 // stringField returns a required, non-empty JSON string.
-func stringField(raw json.RawMessage, name string) (string, error) {
+func stringField(raw jsontext.Value, name string) (string, error) {
 	if isNull(raw) {
 		return "", badRequest("The body needs %q.", name)
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if raw.Kind() != '"' || json.Unmarshal(raw, &s) != nil {
 		return "", badRequest("%q must be a string.", name)
 	}
 	if s == "" {
@@ -322,48 +367,25 @@ func stringField(raw json.RawMessage, name string) (string, error) {
 	return s, nil
 }
 
-// isBadRequest reports whether err is a 400: the contract checks the JSON
-// shape before the product, and the product before the quantity's value.
-func isBadRequest(err error) bool {
-	var he *httpError
-	return errors.As(err, &he) && he.status == fiber.StatusBadRequest
+// numberField returns a JSON number that is present, as it is written
+// ("2", "2.5", "1e2"): whether it is a quantity is parseQuantity's to say.
+// A JSON value of another type is 400.
+func numberField(raw jsontext.Value, name string) (string, error) {
+	if raw.Kind() != '0' {
+		return "", badRequest("%q must be a number, not %s.", name, clip(string(raw)))
+	}
+	return string(raw), nil
 }
 
-// quantityField returns a JSON number that is an integer. A JSON value of
-// another type is 400; a number that is not an integer (2.5) is 422. An
-// integer too large for an int comes back as one just out of range.
-func quantityField(raw json.RawMessage) (int, error) {
-	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
-		return 0, badRequest(`"quantity" must be a number, not %s.`, clip(string(raw)))
-	}
-	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
-		return clampQuantity(float64(n)), nil
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil && !math.IsInf(f, 0) {
-		return 0, badRequest(`"quantity" is not a valid number.`)
-	}
-	if f != math.Trunc(f) {
-		return 0, cart.InvalidQuantity("The quantity must be a whole number, not " + clip(string(raw)) + ".")
-	}
-	return clampQuantity(f), nil
-}
-
-// clampQuantity keeps a whole number in int range without changing whether
-// it is within 0..99.
-func clampQuantity(f float64) int {
+// boolField returns an optional JSON boolean, def when absent or null.
+func boolField(raw jsontext.Value, name string, def bool) (bool, error) {
 	switch {
-	case f > 1000:
-		return 1000
-	case f < -1000:
-		return -1000
+	case isNull(raw):
+		return def, nil
+	case raw.Kind() == 't':
+		return true, nil
+	case raw.Kind() == 'f':
+		return false, nil
 	}
-	return int(f)
-}
-
-func clip(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "…"
-	}
-	return s
+	return false, badRequest("%q must be true or false.", name)
 }

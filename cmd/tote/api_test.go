@@ -49,7 +49,7 @@ func TestCartReadCreatesNoSession(t *testing.T) {
 	if res.status != http.StatusOK {
 		t.Fatalf("GET /api/cart: %d", res.status)
 	}
-	if string(res.body) != `{"items":[],"item_count":0,"subtotal":0,"currency":"USD","visits":0}` {
+	if string(res.body) != `{"items":[],"item_count":0,"subtotal":0,"currency":"USD","visits":0,"user":null,"expires_at":null}` {
 		t.Errorf("empty cart body = %s", res.body)
 	}
 	if res.setCookie != nil || a.store.Len() != 0 {
@@ -94,7 +94,7 @@ func TestCartChanges(t *testing.T) {
 		{"add default quantity", "", "", "", "dune:1"},
 		{"add 2 more", http.MethodPost, "/api/cart/items", `{"product_id":"dune","quantity":2}`, "dune:3"},
 		{"add another book", http.MethodPost, "/api/cart/items", `{"product_id":"kindred","quantity":1}`, "dune:3,kindred:1"},
-		{"integral float quantity", http.MethodPost, "/api/cart/items", `{"product_id":"beloved","quantity":2.0}`, "dune:3,kindred:1,beloved:2"},
+		{"spaces around the quantity", http.MethodPost, "/api/cart/items", `{"product_id":"beloved", "quantity" : 2 }`, "dune:3,kindred:1,beloved:2"},
 		{"set keeps position", http.MethodPut, "/api/cart/items/dune", `{"quantity":5}`, "dune:5,kindred:1,beloved:2"},
 		{"set 0 removes", http.MethodPut, "/api/cart/items/kindred", `{"quantity":0}`, "dune:5,beloved:2"},
 		{"set a new line", http.MethodPut, "/api/cart/items/kindred", `{"quantity":2}`, "dune:5,beloved:2,kindred:2"},
@@ -203,6 +203,15 @@ func TestAPIErrors(t *testing.T) {
 		{"PUT 100", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":100}`, 422, "invalid_quantity"},
 		{"PUT -1", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":-1}`, 422, "invalid_quantity"},
 		{"PUT 1.5", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":1.5}`, 422, "invalid_quantity"},
+		{"integral float quantity", "POST", "/api/cart/items", "application/json", `{"product_id":"dune","quantity":2.0}`, 422, "invalid_quantity"},
+		{"exponent", "POST", "/api/cart/items", "application/json", `{"product_id":"dune","quantity":1e0}`, 422, "invalid_quantity"},
+		{"tiny exponent", "POST", "/api/cart/items", "application/json", `{"product_id":"dune","quantity":1e-400}`, 422, "invalid_quantity"},
+		{"rounds to 1", "POST", "/api/cart/items", "application/json", `{"product_id":"dune","quantity":0.99999999999999999999}`, 422, "invalid_quantity"},
+		{"PUT 1.0", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":1.0}`, 422, "invalid_quantity"},
+		{"PUT huge negative", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":-99999999999999999999999}`, 422, "invalid_quantity"},
+		{"quantity as object", "POST", "/api/cart/items", "application/json", `{"product_id":"dune","quantity":{"n":1}}`, 400, "invalid_request"},
+		{"quantity as array", "PUT", "/api/cart/items/dune", "application/json", `{"quantity":[1]}`, 400, "invalid_request"},
+		{"JSON shape before product, PUT", "PUT", "/api/cart/items/no-such-book", "application/json", `{"quantity":"x"}`, 400, "invalid_request"},
 		{"quantity before stock", "POST", "/api/cart/items", "application/json", `{"product_id":"mrs-dalloway","quantity":100}`, 422, "invalid_quantity"},
 		{"out of stock", "POST", "/api/cart/items", "application/json", `{"product_id":"mrs-dalloway"}`, 422, "insufficient_stock"},
 		{"over stock", "POST", "/api/cart/items", "application/json", `{"product_id":"parable-of-the-sower","quantity":3}`, 422, "insufficient_stock"},

@@ -19,6 +19,12 @@ type config struct {
 	secure       bool          // COOKIE_SECURE
 	catalogFile  string        // CATALOG_FILE
 	debugAddr    string        // DEBUG_ADDR: net/http/pprof on a loopback listener, off when empty
+	bareTTL      time.Duration // EMPTY_SESSION_TTL: the lifetime of a session that holds only visits
+	sessionMax   int           // SESSION_MAX: records the embedded stores hold at most
+	newPerIP     int           // NEW_SESSIONS_PER_IP: new sessions per client per minute; 0: no limit
+	connsPerIP   int           // MAX_CONNS_PER_IP: open connections per client address; 0: no limit
+	proxies      proxies       // TRUSTED_PROXIES
+	hashCost     int           // bcrypt's cost; 0: its default (tests lower it)
 }
 
 // loadConfig reads and checks the configuration. Its error is one line that
@@ -31,6 +37,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		catalogFile: getenv("CATALOG_FILE"),
 		debugAddr:   getenv("DEBUG_ADDR"),
 		ttl:         336 * time.Hour,
+		bareTTL:     24 * time.Hour,
+		sessionMax:  1_000_000,
+		newPerIP:    120,
+		connsPerIP:  256,
 	}
 	if v := strings.TrimSpace(getenv("REDIS_CLUSTER_ADDRS")); v != "" {
 		for _, a := range strings.Split(v, ",") {
@@ -78,6 +88,38 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("SESSION_TTL: %s is too short (at least 1s)", v)
 		}
 		c.ttl = d
+	}
+	if v := strings.TrimSpace(getenv("EMPTY_SESSION_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return c, fmt.Errorf("EMPTY_SESSION_TTL: %q is not a duration of at least 1s, such as 24h", v)
+		}
+		c.bareTTL = d
+	}
+	c.bareTTL = min(c.bareTTL, c.ttl)
+	for _, n := range []struct {
+		name string
+		v    *int
+		min  int
+	}{
+		{"SESSION_MAX", &c.sessionMax, 1},
+		{"NEW_SESSIONS_PER_IP", &c.newPerIP, 0},
+		{"MAX_CONNS_PER_IP", &c.connsPerIP, 0},
+	} {
+		if v := strings.TrimSpace(getenv(n.name)); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil || i < n.min {
+				return c, fmt.Errorf("%s: %q is not a whole number of at least %d", n.name, v, n.min)
+			}
+			*n.v = i
+		}
+	}
+	if v := getenv("TRUSTED_PROXIES"); strings.TrimSpace(v) != "" {
+		ps, err := parseProxies(v)
+		if err != nil {
+			return c, fmt.Errorf("TRUSTED_PROXIES: %w", err)
+		}
+		c.proxies = ps
 	}
 	if v := strings.TrimSpace(getenv("COOKIE_SECURE")); v != "" {
 		b, err := strconv.ParseBool(v)

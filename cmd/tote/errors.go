@@ -1,12 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"tote/account"
 	"tote/cart"
 	"tote/catalog"
 	"tote/session"
@@ -19,57 +23,121 @@ type httpError struct {
 	status  int
 	code    string
 	message string
+	retry   time.Duration // Retry-After, when set
 }
 
 func (e *httpError) Error() string { return e.message }
 
+// badRequest returns a 400 invalid_request that says, for a person, what
+// is wrong with the request.
 func badRequest(format string, args ...any) error {
-	return &httpError{fiber.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
+	return &httpError{status: fiber.StatusBadRequest, code: "invalid_request", message: fmt.Sprintf(format, args...)}
 }
 
 var (
-	errUnsupportedMedia = &httpError{fiber.StatusUnsupportedMediaType, "unsupported_media_type", "Send the request body as JSON, with Content-Type: application/json."}
-	errCSRF             = &httpError{fiber.StatusForbidden, "forbidden", "This form has expired or did not come from this site. Go back, reload the page and try again."}
+	errUnsupportedMedia = &httpError{status: fiber.StatusUnsupportedMediaType, code: "unsupported_media_type", message: "Send the request body as JSON, with Content-Type: application/json."}
+	errCSRF             = &httpError{status: fiber.StatusForbidden, code: "forbidden", message: "This form has expired or did not come from this site. Go back, reload the page and try again."}
+	errCrossSite        = &httpError{status: fiber.StatusForbidden, code: "cross_site", message: "This request came from another site; tote's API takes changes only from its own pages and from programs."}
+	errNotLoggedIn      = &httpError{status: fiber.StatusUnauthorized, code: "not_logged_in", message: "Log in first."}
+	errPrecondition     = &httpError{status: fiber.StatusPreconditionFailed, code: "precondition_failed", message: "The cart has changed since you read it (If-Match does not match its ETag); nothing was changed. Read it again."}
+	errKeyReused        = &httpError{status: fiber.StatusUnprocessableEntity, code: "idempotency_key_reused", message: "This Idempotency-Key was used before for another request; use a new key for a new request."}
+	errInFlight         = &httpError{status: fiber.StatusConflict, code: "conflict", message: "A request with this Idempotency-Key is still being answered; nothing was changed. Retry when it is done."}
 )
 
-// retryAfter is the Retry-After of a 503, in seconds.
-const retryAfter = "2"
+// tooManySessions is the refusal of a change that would start a session
+// past the client's budget, or while the store is full; retry says when
+// to try again.
+func tooManySessions(retry time.Duration) error {
+	return &httpError{status: fiber.StatusTooManyRequests, code: "too_many_sessions", retry: retry,
+		message: "Too many new visitors from your address just now; nothing was changed. Please try again in a moment."}
+}
 
-// classify maps an error to its status, the contract's code and a message a
-// person can read. Unexpected errors are 500 with a message that reveals
-// nothing; their detail is logged.
-func classify(err error) (status int, code, message string) {
+// retryAfter is the Retry-After of a 503 of the store.
+const retryAfter = 2 * time.Second
+
+// refusals are the shopper's refusals: the cart and catalog errors that a
+// shopper can fix. The API answers each with its status and code, a form
+// with the error's message as a flash on the next page. A new cart error
+// is one more line here.
+var refusals = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{catalog.ErrNotFound, fiber.StatusNotFound, "product_not_found"},
+	{cart.ErrInvalidQuantity, fiber.StatusUnprocessableEntity, "invalid_quantity"},
+	{cart.ErrInsufficientStock, fiber.StatusUnprocessableEntity, "insufficient_stock"},
+	{cart.ErrFull, fiber.StatusUnprocessableEntity, "cart_full"},
+}
+
+// accountRefusals are the account errors, answered with their status and
+// code; the account forms show them next to their field.
+var accountRefusals = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{account.ErrInvalidUsername, fiber.StatusUnprocessableEntity, "invalid_username"},
+	{account.ErrWeakPassword, fiber.StatusUnprocessableEntity, "weak_password"},
+	{account.ErrUsernameTaken, fiber.StatusConflict, "username_taken"},
+	{account.ErrInvalidCredentials, fiber.StatusUnauthorized, "invalid_credentials"},
+	{account.ErrTooManyAttempts, fiber.StatusTooManyRequests, "too_many_attempts"},
+	{account.ErrOverloaded, fiber.StatusServiceUnavailable, "overloaded"},
+}
+
+// answer is how tote answers an error.
+type answer struct {
+	status  int
+	code    string        // the contract's code
+	message string        // for a person
+	refusal bool          // one of refusals: a form shows it as a flash
+	retry   time.Duration // Retry-After, when set
+}
+
+// classify returns the answer to err. Unexpected errors are 500 with a
+// message that reveals nothing; their detail is logged.
+func classify(err error) answer {
 	var he *httpError
 	var fe *fiber.Error
+	var ae *account.Error
+	if errors.As(err, &he) {
+		return answer{status: he.status, code: he.code, message: he.message, retry: he.retry}
+	}
+	for _, r := range refusals {
+		if errors.Is(err, r.err) {
+			return answer{status: r.status, code: r.code, message: err.Error(), refusal: true}
+		}
+	}
+	if errors.As(err, &ae) {
+		for _, r := range accountRefusals {
+			if errors.Is(ae, r.err) {
+				return answer{status: r.status, code: r.code, message: ae.Message, retry: ae.Retry}
+			}
+		}
+	}
 	switch {
-	case errors.As(err, &he):
-		return he.status, he.code, he.message
-	case errors.Is(err, catalog.ErrNotFound):
-		return fiber.StatusNotFound, "product_not_found", err.Error()
-	case errors.Is(err, cart.ErrInvalidQuantity):
-		return fiber.StatusUnprocessableEntity, "invalid_quantity", err.Error()
-	case errors.Is(err, cart.ErrInsufficientStock):
-		return fiber.StatusUnprocessableEntity, "insufficient_stock", err.Error()
-	case errors.Is(err, cart.ErrFull):
-		return fiber.StatusUnprocessableEntity, "cart_full", err.Error()
+	case errors.Is(err, account.ErrNotFound), errors.Is(err, errEnded):
+		return answer{status: errNotLoggedIn.status, code: errNotLoggedIn.code, message: "Your login has ended; log in again."}
+	case errors.Is(err, session.ErrFull):
+		return classify(tooManySessions(time.Minute))
 	case errors.Is(err, session.ErrConflict):
-		return fiber.StatusConflict, "conflict", "Too many changes to this cart arrived at once; nothing was changed. Please try again."
+		return answer{status: fiber.StatusConflict, code: "conflict", message: "Too many changes to this cart arrived at once; nothing was changed. Please try again."}
 	case errors.Is(err, session.ErrUnavailable):
-		return fiber.StatusServiceUnavailable, "storage_unavailable", "The cart is unavailable right now. Please try again in a moment."
+		return answer{status: fiber.StatusServiceUnavailable, code: "storage_unavailable", message: "The cart is unavailable right now. Please try again in a moment.", retry: retryAfter}
 	case errors.As(err, &fe):
 		switch fe.Code {
 		case fiber.StatusRequestEntityTooLarge:
-			return fe.Code, "payload_too_large", fmt.Sprintf("The request body is larger than %d bytes.", bodyLimit)
+			return answer{status: fe.Code, code: "payload_too_large", message: fmt.Sprintf("The request body is larger than %d bytes.", bodyLimit)}
 		case fiber.StatusNotFound:
-			return fe.Code, "not_found", "There is no such page."
+			return answer{status: fe.Code, code: "not_found", message: "There is no such page."}
 		case fiber.StatusRequestTimeout:
-			return fe.Code, "request_timeout", "The request took too long to arrive."
+			return answer{status: fe.Code, code: "request_timeout", message: "The request took too long to arrive."}
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
-			return fe.Code, "invalid_request", fe.Message
+			return answer{status: fe.Code, code: "invalid_request", message: fe.Message}
 		}
 	}
-	return fiber.StatusInternalServerError, "internal_error", "Internal error."
+	return answer{status: fiber.StatusInternalServerError, code: "internal_error", message: "Internal error."}
 }
 
 // isAPI reports whether the request is for the JSON API.
@@ -81,19 +149,20 @@ func isAPI(c *fiber.Ctx) bool {
 // handleError is Fiber's ErrorHandler: every error a handler returns ends
 // here, and leaves as JSON for the API or as an HTML page for a browser.
 func (s *server) handleError(c *fiber.Ctx, err error) error {
-	status, code, message := classify(err)
-	if status >= 500 {
-		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", status, "err", err)
+	a := classify(err)
+	if a.status >= 500 {
+		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", a.status, "err", err)
 	}
-	if status == fiber.StatusServiceUnavailable {
-		c.Set(fiber.HeaderRetryAfter, retryAfter)
+	if a.retry > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(max(a.retry.Round(time.Second), time.Second)/time.Second)))
 	}
 	if isAPI(c) {
-		return c.Status(status).JSON(errorBody{Error: errorDetail{Code: code, Message: message}})
+		return c.Status(a.status).JSON(errorBody{Error: errorDetail{Code: a.code, Message: a.message}})
 	}
-	return s.errorPage(c, status, message)
+	return s.errorPage(c, a.status, a.message)
 }
 
+// errorBody is the contract's error JSON.
 type errorBody struct {
 	Error errorDetail `json:"error"`
 }
@@ -103,6 +172,7 @@ type errorDetail struct {
 	Message string `json:"message"`
 }
 
+// errorTitles are the titles of the error pages, by status.
 var errorTitles = map[int]string{
 	fiber.StatusForbidden:           "Forbidden",
 	fiber.StatusNotFound:            "Page not found",
@@ -128,4 +198,10 @@ func (s *server) errorPage(c *fiber.Ctx, status int, message string) error {
 		return c.Status(status).SendString(message)
 	}
 	return nil
+}
+
+// errorJSON returns the contract's error JSON.
+func errorJSON(code, message string) []byte {
+	b, _ := json.Marshal(errorBody{Error: errorDetail{Code: code, Message: message}})
+	return b
 }

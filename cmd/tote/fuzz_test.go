@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
+	"math/big"
 	"net/http/httptest"
-	"strconv"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,25 +65,38 @@ func FuzzCartAPI(f *testing.F) {
 	})
 }
 
-// FuzzFormQuantity: a form's quantity is a whole number or a refusal that
-// says why, never a panic or a silent default.
-func FuzzFormQuantity(f *testing.F) {
-	for _, s := range []string{"1", " 2 ", "", "0", "-1", "99", "100", "2.5", "1e3", "abc", "99999999999999999999", "+5", "٣"} {
+// FuzzParseQuantity: a quantity is a whole number written in decimal
+// digits with an optional minus sign, saturated to the int range, or a
+// refusal that says so; never a panic, a silent default or another number.
+func FuzzParseQuantity(f *testing.F) {
+	for _, s := range []string{"1", " 2 ", "", "0", "-0", "-1", "99", "100", "2.5", "1.0", "1e2", "1e-400", "0.99999999999999999999",
+		"abc", "99999999999999999999", "-99999999999999999999", "+5", "٣", "-", "--1", "0x10", "1_000"} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, v string) {
-		n, err := formQuantity(v, -1)
+	whole := regexp.MustCompile(`^-?[0-9]+$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseQuantity(s)
 		if err != nil {
 			if !errors.Is(err, cart.ErrInvalidQuantity) {
-				t.Fatalf("formQuantity(%q): %v is not an invalid-quantity error", v, err)
+				t.Fatalf("parseQuantity(%q): %v is not an invalid-quantity error", s, err)
+			}
+			if whole.MatchString(s) {
+				t.Fatalf("parseQuantity(%q) refused a whole number: %v", s, err)
 			}
 			return
 		}
-		if want, perr := strconv.Atoi(strings.TrimSpace(v)); perr == nil && n != want {
-			t.Fatalf("formQuantity(%q) = %d, want %d", v, n, want)
+		if !whole.MatchString(s) {
+			t.Fatalf("parseQuantity(%q) = %d for a value that is not a whole number", s, n)
 		}
-		if perr := func() error { _, e := strconv.Atoi(strings.TrimSpace(v)); return e }(); perr != nil && n != 1000 {
-			t.Fatalf("formQuantity(%q) = %d for a value that is not an int", v, n)
+		want, _ := new(big.Int).SetString(s, 10)
+		if lo := big.NewInt(math.MinInt); want.Cmp(lo) < 0 {
+			want = lo
+		}
+		if hi := big.NewInt(math.MaxInt); want.Cmp(hi) > 0 {
+			want = hi
+		}
+		if want.Cmp(big.NewInt(int64(n))) != 0 {
+			t.Fatalf("parseQuantity(%q) = %d, want %s", s, n, want)
 		}
 	})
 }

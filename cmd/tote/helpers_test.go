@@ -14,6 +14,7 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/crypto/bcrypt"
 
 	"tote/catalog"
 	"tote/session"
@@ -43,9 +44,9 @@ func withStore(s session.Store) appOption {
 
 func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 	tb.Helper()
-	mem := memstore.New(time.Minute)
+	mem := memstore.New(memstore.Options{})
 	tb.Cleanup(func() { mem.Close() })
-	cfg := config{ttl: 336 * time.Hour}
+	cfg := config{ttl: 336 * time.Hour, bareTTL: 24 * time.Hour, hashCost: bcrypt.MinCost}
 	cat := catalog.Default()
 	var store session.Store = mem
 	for _, o := range opts {
@@ -71,7 +72,7 @@ func serve(tb testing.TB, app *fiber.App) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go app.Listener(ln)
+	go app.Listener(&listener{Listener: ln, log: slog.New(slog.DiscardHandler)})
 	tb.Cleanup(func() { app.ShutdownWithTimeout(5 * time.Second) })
 	return "http://" + ln.Addr().String()
 }

@@ -50,7 +50,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// returns.
 	logOut := newLogWriter(stdout)
 	defer logOut.Close()
-	log := slog.New(slog.NewJSONHandler(logOut, nil))
+	// Errors are rate-limited by kind: an outage logs one line a second
+	// with a count, not one a request.
+	limited := newLimitedHandler(slog.NewJSONHandler(logOut, nil), time.Second)
+	log := slog.New(limited)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				limited.flush(context.Background())
+			}
+		}
+	}()
 
 	cat := catalog.Default()
 	if cfg.catalogFile != "" {
@@ -72,10 +87,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer store.Close()
 
 	m := newMetrics()
-	if fs, ok := store.(*filestore.Store); ok {
-		m.watchFileStore(fs)
-	}
-	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
+	m.watchStore(store)
+	sessions := session.NewManager(store, session.Options{TTL: cfg.ttl, BareTTL: cfg.bareTTL, Hooks: m.sessionHooks()})
 	srv, err := newServer(cat, sessions, cfg, log, logOut, m)
 	if err != nil {
 		return err
@@ -97,11 +110,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer dbg.Close()
 		log.Info("pprof listening", "addr", dln.Addr().String())
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "store", cfg.store, "products", len(cat.Products()), "session_ttl", cfg.ttl.String())
+	log.Info("listening", "addr", ln.Addr().String(), "store", cfg.store, "products", len(cat.Products()), "session_ttl", cfg.ttl.String(),
+		"connections", app.Server().Concurrency, "connections_per_ip", app.Server().MaxConnsPerIP)
 	logOut.Flush()
 
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(ln) }()
+	go func() { served <- app.Listener(&listener{Listener: ln, log: log}) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -123,7 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 	switch cfg.store {
 	case "memory":
-		return memstore.New(time.Minute), nil
+		return memstore.New(memstore.Options{Max: cfg.sessionMax}), nil
 	case "redis":
 		s, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, ClusterAddrs: cfg.clusterAddrs})
 		if err != nil {
@@ -134,15 +148,12 @@ func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 		}
 		return s, nil
 	default:
-		s, err := filestore.Open(cfg.dataDir, filestore.Options{SweepEvery: min(time.Minute, cfg.ttl/4)})
+		s, err := filestore.Open(cfg.dataDir, filestore.Options{SweepEvery: min(time.Minute, cfg.bareTTL/4), Max: cfg.sessionMax})
 		if err != nil {
 			return nil, fmt.Errorf("DATA_DIR: %w", err)
 		}
 		if n := s.Cut(); n > 0 {
 			log.Warn("cut the torn end of the session log: a write that a crash interrupted", "bytes", n, "file", s.Path())
-		}
-		if n := s.Imported(); n > 0 {
-			log.Info("imported the sessions of the bbolt store of earlier versions", "sessions", n, "from", filestore.ImportedName)
 		}
 		return s, nil
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"tote/session/memstore"
 	"tote/session/redisstore/redistest"
 )
 
@@ -155,51 +151,6 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
-// TestFileStoreImportsBolt upgrades a data directory of the bbolt store of
-// earlier versions: a shopper's cart is still there under the same cookie.
-func TestFileStoreImportsBolt(t *testing.T) {
-	mem := memstore.New(time.Minute)
-	defer mem.Close()
-	old := newTestApp(t, withStore(mem))
-	c := old.client(t)
-	c.page("/")
-	c.json(http.MethodPost, "/api/cart/items", `{"product_id":"kindred","quantity":2}`)
-	rec, found, err := mem.Get(context.Background(), c.cookie)
-	if err != nil || !found {
-		t.Fatalf("the session is not in the store: %v %v", found, err)
-	}
-
-	// The bbolt layout: bucket "sessions", value = expiry, version, data.
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "tote.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucket([]byte("sessions"))
-		if err != nil {
-			return err
-		}
-		v := binary.BigEndian.AppendUint64(nil, uint64(time.Now().Add(time.Hour).UnixNano()))
-		v = binary.BigEndian.AppendUint64(v, rec.Version)
-		return b.Put([]byte(c.cookie), append(v, rec.Data...))
-	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	in := startTote(t, map[string]string{"DATA_DIR": dir})
-	c.base = in.base
-	got := c.cart()
-	if got.quantity("kindred") != 2 || got.Visits != 1 {
-		t.Errorf("after the upgrade: %q, %d visits; want kindred:2 and 1 visit", lines(got), got.Visits)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "tote.db.imported")); err != nil {
-		t.Errorf("the imported database was not kept aside: %v", err)
-	}
-}
-
 func TestFileStoreSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	env := func() map[string]string { return map[string]string{"DATA_DIR": dir} }
@@ -218,7 +169,8 @@ func TestFileStoreSurvivesRestart(t *testing.T) {
 	t.Run("metrics show the store", func(t *testing.T) {
 		metrics := string(c.do(http.MethodGet, "/metrics", "").body)
 		for _, re := range []string{
-			`(?m)^tote_file_store_sessions 1$`,
+			`(?m)^tote_store_records 1$`,
+			`(?m)^tote_sessions_evicted_total 0$`,
 			`(?m)^tote_file_store_log_bytes [1-9][0-9]+$`,
 			`(?m)^tote_file_store_compactions_total 0$`,
 		} {

@@ -24,6 +24,10 @@ type metrics struct {
 	storeErrors *prometheus.CounterVec   // by op
 	conflicts   prometheus.Counter
 	created     prometheus.Counter
+	refused     prometheus.Counter     // new sessions refused: the client's budget spent, or the store full
+	logins      *prometheus.CounterVec // by result: success, failure, throttled, overloaded
+	signups     prometheus.Counter
+	logouts     prometheus.Counter
 
 	// The children of the vectors that requests and store operations
 	// use, found once: a lookup by label values hashes them every time.
@@ -63,30 +67,64 @@ func newMetrics() *metrics {
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tote_sessions_created_total", Help: "New sessions stored.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tote_sessions_refused_total", Help: "New sessions not stored: the client's budget (NEW_SESSIONS_PER_IP) was spent, or the store was full of sessions that may not be evicted.",
+		}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tote_logins_total", Help: "Logins by result: success, failure (wrong username or password), throttled (too many failures), overloaded (too many password checks waiting).",
+		}, []string{"result"}),
+		signups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tote_signups_total", Help: "Accounts created.",
+		}),
+		logouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tote_logouts_total", Help: "Logouts of logged-in sessions.",
+		}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.storeOps, m.storeErrors, m.conflicts, m.created,
+	m.registry.MustRegister(m.requests, m.latency, m.storeOps, m.storeErrors, m.conflicts, m.created, m.refused, m.logins, m.signups, m.logouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, op := range []string{"get", "cas"} {
+	for _, op := range []string{"get", "cas", "delete"} {
 		m.storeErrors.WithLabelValues(op) // show zero before the first error
+	}
+	for _, r := range []string{"success", "failure", "throttled", "overloaded"} {
+		m.logins.WithLabelValues(r)
 	}
 	m.getOp, m.casOp = m.storeOps.WithLabelValues("get"), m.storeOps.WithLabelValues("cas")
 	return m
 }
 
-// watchFileStore adds the file store's size to the metrics: sessions in
-// memory, the log's bytes, and compactions.
-func (m *metrics) watchFileStore(s *filestore.Store) {
-	m.registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tote_file_store_sessions", Help: "Sessions the file store holds in memory, expired ones not yet swept included.",
-		}, func() float64 { return float64(s.Len()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "tote_file_store_log_bytes", Help: "Size of the file store's log (tote.log).",
-		}, func() float64 { return float64(s.LogSize()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "tote_file_store_compactions_total", Help: "Compactions of the file store's log since start.",
-		}, func() float64 { return float64(s.Compactions()) }),
-	)
+// watchStore adds what the embedded stores tell of themselves: the records
+// they hold and evict, and for the file store its log's size,
+// compactions, failed writes and recoveries.
+func (m *metrics) watchStore(store session.Store) {
+	if s, ok := store.(interface {
+		Len() int
+		Evicted() int64
+	}); ok {
+		m.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tote_store_records", Help: "Records (sessions, accounts, login throttles) the embedded store holds in memory, expired ones not yet swept included.",
+			}, func() float64 { return float64(s.Len()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tote_sessions_evicted_total", Help: "Sessions that held nothing but visits, evicted to make room at SESSION_MAX.",
+			}, func() float64 { return float64(s.Evicted()) }),
+		)
+	}
+	if s, ok := store.(*filestore.Store); ok {
+		m.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "tote_file_store_log_bytes", Help: "Size of the file store's log (tote.log).",
+			}, func() float64 { return float64(s.LogSize()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tote_file_store_compactions_total", Help: "Compactions of the file store's log since start.",
+			}, func() float64 { return float64(s.Compactions()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tote_file_store_write_failures_total", Help: "Writes of the file store's log that failed (a full disk, an I/O error); changes are refused until a write succeeds again.",
+			}, func() float64 { return float64(s.Failures()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "tote_file_store_recoveries_total", Help: "Times the file store took changes again after failed writes.",
+			}, func() float64 { return float64(s.Recoveries()) }),
+		)
+	}
 }
 
 // request counts a request and observes its latency. route must be a

@@ -3,56 +3,115 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"tote/account"
 	"tote/cart"
-	"tote/catalog"
 	"tote/session"
 	"tote/views"
 )
 
 // pageView counts a visit, takes the flash, and renders page with status in
-// the layout, with the template context every page gets (views.Context)
-// plus what fill adds. A HEAD request counts nothing and stores nothing.
+// the layout, with the template context every page gets (see render). A
+// HEAD request counts nothing and stores nothing.
 func (s *server) pageView(c *fiber.Ctx, status int, page string, fill func(*views.Data)) error {
-	var sess session.Session
-	var flash session.Flash
-	var err error
-	if c.Method() == fiber.MethodHead {
-		sess, err = s.loadSession(c)
-	} else {
-		sess, err = s.updateSession(c, func(d *session.Data) error {
-			d.Visits++
-			flash, d.Flash = d.Flash, session.Flash{}
-			if d.CSRF == "" {
-				d.CSRF = newCSRFToken()
-			}
-			return nil
-		})
-	}
+	v, flash, err := s.view(c)
 	if err != nil {
 		return err
 	}
-	sess.Data.Flash = flash
-	data := views.Context(s.cat, &sess.Data)
+	return s.render(c, status, page, &v, flash, fill)
+}
+
+// render renders page with status in the layout, with views.Context, the
+// template context every page gets (the visitor's cart, visits, flash, CSRF
+// token and username), plus what fill adds.
+func (s *server) render(c *fiber.Ctx, status int, page string, v *visitor, flash session.Flash, fill func(*views.Data)) error {
+	d := &v.sess.Data
+	data := views.Context(v.cart().Price(s.cat), d.Visits, views.Flash{Message: flash.Message, Error: flash.Error}, d.CSRF, v.user())
 	fill(&data)
 	return c.Status(status).Render(page, data, views.Layout)
 }
 
-// GET /
+// view counts a page view of the visitor: one more visit, a CSRF token if
+// the session has none, and the flash taken (it is shown once). It returns
+// the visitor as the page shows it. A session whose login has ended is
+// ended and the view is a guest's; a new visitor past the budget of new
+// sessions, or with the store full, is shown the page with nothing stored
+// and no cookie.
+func (s *server) view(c *fiber.Ctx) (visitor, session.Flash, error) {
+	if c.Method() == fiber.MethodHead {
+		v, err := s.visit(c)
+		return v, session.Flash{}, err
+	}
+	flash := s.takeFlashCookie(c)
+	var acct *account.Account
+	sess, err := s.updateSession(c, func(d *session.Data) error {
+		a, err := s.account(c.UserContext(), d)
+		if err != nil {
+			return err
+		}
+		acct = a
+		d.Visits++
+		if d.Flash != (session.Flash{}) {
+			flash, d.Flash = d.Flash, session.Flash{}
+		}
+		if d.CSRF == "" {
+			d.CSRF = newCSRFToken()
+		}
+		return nil
+	})
+	var he *httpError
+	switch {
+	case errors.Is(err, errEnded):
+		s.end(c, sess.ID)
+		c.Request().Header.DelCookie(cookieName)
+		return s.view(c)
+	case errors.Is(err, session.ErrFull), errors.As(err, &he) && he.code == "too_many_sessions":
+		// Served, but not stored: the visit counts as 1 and no cookie
+		// is sent.
+		return visitor{sess: sess}, flash, nil
+	case err != nil:
+		return visitor{}, flash, err
+	}
+	return visitor{sess: sess, acct: acct}, flash, nil
+}
+
+// flashCookie carries a message to the page after a logout or an account's
+// deletion: the session that would have held it is gone.
+const flashCookie = "tote_flash"
+
+// flashes are the messages a flash cookie may name.
+var flashes = map[string]string{
+	"logged-out": "You have logged out.",
+	"deleted":    "Your account is deleted. Thank you for shopping with us.",
+}
+
+// setFlashCookie leaves the message named name for the next page.
+func (s *server) setFlashCookie(c *fiber.Ctx, name string) {
+	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: name, Path: "/", MaxAge: 300, Secure: s.secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode})
+}
+
+// takeFlashCookie returns the message a flash cookie names, and clears it.
+func (s *server) takeFlashCookie(c *fiber.Ctx) session.Flash {
+	msg, ok := flashes[c.Cookies(flashCookie)]
+	if !ok {
+		return session.Flash{}
+	}
+	c.Cookie(&fiber.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, Secure: s.secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode})
+	return session.Flash{Message: msg}
+}
+
+// catalogPage serves GET /.
 func (s *server) catalogPage(c *fiber.Ctx) error {
-	release := func() {}
-	defer func() { release() }() // after the page is rendered
 	return s.pageView(c, fiber.StatusOK, "pages/catalog", func(d *views.Data) {
 		d.Title = "Books"
-		d.Books, release = s.shelf.Lend(*d)
+		d.Books = s.shelf.HTML(*d)
 	})
 }
 
-// GET /products/:id
+// productPage serves GET /products/:id.
 func (s *server) productPage(c *fiber.Ctx) error {
 	p, err := s.cat.Product(c.Params("id"))
 	if err != nil {
@@ -64,7 +123,7 @@ func (s *server) productPage(c *fiber.Ctx) error {
 	})
 }
 
-// GET /cart
+// cartPage serves GET /cart.
 func (s *server) cartPage(c *fiber.Ctx) error {
 	return s.pageView(c, fiber.StatusOK, "pages/cart", func(d *views.Data) { d.Title = "Your cart" })
 }
@@ -73,7 +132,7 @@ func (s *server) cartPage(c *fiber.Ctx) error {
 // page, which counts as a visit when it is a GET, for everything else.
 func (s *server) notFound(c *fiber.Ctx) error {
 	if isAPI(c) {
-		return &httpError{fiber.StatusNotFound, "not_found", fmt.Sprintf("There is no route %s %s.", c.Method(), c.Path())}
+		return &httpError{status: fiber.StatusNotFound, code: "not_found", message: fmt.Sprintf("There is no route %s %s.", c.Method(), c.Path())}
 	}
 	if c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead || strings.HasPrefix(c.Path(), "/static/") {
 		return fiber.ErrNotFound // not a page view: no session, no visit
@@ -81,6 +140,7 @@ func (s *server) notFound(c *fiber.Ctx) error {
 	return s.notFoundPage(c, "There is no page at this address.")
 }
 
+// notFoundPage answers a 404 page that says message; it counts a visit.
 func (s *server) notFoundPage(c *fiber.Ctx, message string) error {
 	return s.pageView(c, fiber.StatusNotFound, "pages/error", func(d *views.Data) {
 		d.Title = "Page not found"
@@ -89,108 +149,103 @@ func (s *server) notFoundPage(c *fiber.Ctx, message string) error {
 	})
 }
 
-// POST /cart/add: product_id, quantity (default 1)
+// formAdd serves POST /cart/add: product_id, quantity (default 1).
 func (s *server) formAdd(c *fiber.Ctx) error {
-	return s.formPost(c, func(d *session.Data) (string, error) {
-		p, err := s.cat.Product(c.FormValue("product_id"))
-		if err != nil {
-			return "", err
-		}
-		qty, err := formQuantity(c.FormValue("quantity"), 1)
-		if err != nil {
-			return "", err
-		}
-		if err := d.Cart.Add(p, qty); err != nil {
-			return "", err
-		}
-		return fmt.Sprintf("Added %d × %s.", qty, p.Title), nil
-	})
+	change, err := s.addLine(formValue(c, "product_id"), formQuantity(c, "1"))
+	return s.formPost(c, change, err)
 }
 
-// POST /cart/update: product_id, quantity (0 removes)
+// formUpdate serves POST /cart/update: product_id, quantity (0 removes).
 func (s *server) formUpdate(c *fiber.Ctx) error {
-	return s.formPost(c, func(d *session.Data) (string, error) {
-		p, err := s.cat.Product(c.FormValue("product_id"))
-		if err != nil {
-			return "", err
-		}
-		qty, err := formQuantity(c.FormValue("quantity"), -1)
-		if err != nil {
-			return "", err
-		}
-		if err := d.Cart.Set(p, qty); err != nil {
-			return "", err
-		}
-		if qty == 0 {
-			return fmt.Sprintf("Removed %s.", p.Title), nil
-		}
-		return fmt.Sprintf("%s: quantity set to %d.", p.Title, qty), nil
-	})
+	change, err := s.setLine(formValue(c, "product_id"), formQuantity(c, ""))
+	return s.formPost(c, change, err)
 }
 
-// POST /cart/remove: product_id
+// formRemove serves POST /cart/remove: product_id.
 func (s *server) formRemove(c *fiber.Ctx) error {
-	return s.formPost(c, func(d *session.Data) (string, error) {
-		p, err := s.cat.Product(c.FormValue("product_id"))
-		if err != nil {
-			return "", err
-		}
-		if !d.Cart.Remove(p.ID) {
-			return fmt.Sprintf("%s was not in your cart.", p.Title), nil
-		}
-		return fmt.Sprintf("Removed %s.", p.Title), nil
-	})
+	change, err := s.removeLine(formValue(c, "product_id"))
+	return s.formPost(c, change, err)
 }
 
-// POST /cart/clear
+// formClear serves POST /cart/clear.
 func (s *server) formClear(c *fiber.Ctx) error {
-	return s.formPost(c, func(d *session.Data) (string, error) {
-		d.Cart.Clear()
-		return "Your cart is now empty.", nil
-	})
+	return s.formPost(c, clearLines, nil)
 }
 
-// formPost runs a form's change after checking its CSRF token, leaves the
-// outcome as a one-time flash, and answers 303 to /cart. A refused change
-// (unknown book, bad quantity, no stock, full cart) changes only the flash;
-// a bad token is 403 and changes nothing.
-func (s *server) formPost(c *fiber.Ctx, change func(*session.Data) (string, error)) error {
-	token := c.FormValue("csrf_token")
-	_, err := s.updateSession(c, func(d *session.Data) error {
+// formPost checks the form's CSRF token, applies change to the visitor's
+// cart (the account's when logged in), or takes refused (the error of
+// making the change) instead, leaves the outcome as a one-time flash, and
+// answers 303 to /cart. A shopper's refusal (see refusals) changes only the
+// flash; a bad token is 403 and changes nothing, whatever the form asked.
+func (s *server) formPost(c *fiber.Ctx, change cartChange, refused error) error {
+	token := csrfToken(c)
+	outcome := func(ct *cart.Cart) (session.Flash, error) {
+		msg, err := "", refused
+		if err == nil {
+			msg, err = change(ct)
+		}
+		if err != nil {
+			a := classify(err)
+			if !a.refusal {
+				return session.Flash{}, err
+			}
+			return session.Flash{Message: a.message, Error: true}, nil
+		}
+		return session.Flash{Message: msg}, nil
+	}
+	sess, err := s.updateSession(c, func(d *session.Data) error {
 		if !validCSRF(d, token) {
 			return errCSRF
 		}
-		msg, err := change(d)
-		switch {
-		case err == nil:
-			d.Flash = session.Flash{Message: msg}
-		case errors.Is(err, catalog.ErrNotFound) || errors.Is(err, cart.ErrInvalidQuantity) ||
-			errors.Is(err, cart.ErrInsufficientStock) || errors.Is(err, cart.ErrFull):
-			d.Flash = session.Flash{Message: err.Error(), Error: true}
-		default:
-			return err
+		if d.User != "" {
+			return errLoggedIn
 		}
-		return nil
+		f, err := outcome(&d.Cart)
+		d.Flash = f
+		return err
 	})
+	if errors.Is(err, errLoggedIn) {
+		err = s.formPostAccount(c, sess, outcome)
+	}
 	if err != nil {
 		return err
 	}
 	return c.Redirect("/cart", fiber.StatusSeeOther)
 }
 
-// formQuantity parses a form's quantity field; an empty field is def, or an
-// error when def is negative.
-func formQuantity(v string, def int) (int, error) {
-	v = strings.TrimSpace(v)
-	if v == "" && def >= 0 {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		if len(v) > 0 && len(v) < 20 && strings.Trim(v, "0123456789") == "" {
-			return 1000, nil // digits only, too many of them: out of range
+// formPostAccount is formPost for a logged-in session sess: the account's
+// cart changes, then the session gets the flash.
+func (s *server) formPostAccount(c *fiber.Ctx, sess session.Session, outcome func(*cart.Cart) (session.Flash, error)) error {
+	ctx := c.UserContext()
+	a, err := s.account(ctx, &sess.Data)
+	if err == nil {
+		var flash session.Flash
+		_, err = s.accounts.Update(ctx, *a, func(a *account.Account) error {
+			if !a.Current(sess.Data.Generation) {
+				return errEnded
+			}
+			f, err := outcome(&a.Cart)
+			flash = f
+			return err
+		})
+		if err == nil {
+			_, err = s.updateFrom(c, sess, func(d *session.Data) error { d.Flash = flash; return nil })
 		}
-		return 0, cart.InvalidQuantity("The quantity must be a whole number.")
 	}
-	return n, nil
+	if errors.Is(err, errEnded) || errors.Is(err, account.ErrNotFound) {
+		// The login ended meanwhile: the form's token was the ended
+		// session's, so nothing is changed; the next page is a guest's.
+		s.end(c, sess.ID)
+		return errCSRF
+	}
+	return err
+}
+
+// formQuantity returns the form's quantity field as the shopper wrote it,
+// without the spaces around it, or def when it is empty.
+func formQuantity(c *fiber.Ctx, def string) string {
+	if v := strings.TrimSpace(formValue(c, "quantity")); v != "" {
+		return v
+	}
+	return def
 }

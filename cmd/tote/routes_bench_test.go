@@ -30,7 +30,7 @@ type benchApp struct {
 
 func newBenchApp(b *testing.B, sessions int) *benchApp {
 	b.Helper()
-	mem := memstore.New(time.Minute)
+	mem := memstore.New(memstore.Options{})
 	b.Cleanup(func() { mem.Close() })
 	cfg := config{ttl: 336 * time.Hour}
 	m := newMetrics()
@@ -176,7 +176,7 @@ func BenchmarkCartJSON(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				c.Response().ResetBody()
-				if err := a.srv.sendCart(c, &d); err != nil {
+				if err := a.srv.sendCart(c, &visitor{sess: session.Session{Data: d}}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"testing/fstest"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -114,7 +117,11 @@ func newNaive(cfg naiveConfig) (*fiber.App, error) {
 	n := &naive{cat: cat, store: session.New(sc), readSave: cfg.readSave}
 	n.store.RegisterType(map[string]int{})
 
-	engine := html.NewFileSystem(http.FS(views.Templates()), ".html")
+	templates, err := gofiberTemplates()
+	if err != nil {
+		return nil, err
+	}
+	engine := html.NewFileSystem(http.FS(templates), ".html")
 	engine.AddFuncMap(views.Funcs())
 	app := fiber.New(fiber.Config{Views: engine, DisableStartupMessage: true})
 	app.Get(servedPath, func(c *fiber.Ctx) error { return c.SendString(strconv.FormatInt(n.served.Load(), 10)) })
@@ -355,4 +362,26 @@ func (p naivePage) Books() (template.HTML, error) {
 		b.WriteString(string(h))
 	}
 	return template.HTML(b.String()), nil
+}
+
+// gofiberTemplates returns tote's templates as gofiber/template/html wants
+// them: its layouts show the page where they call {{embed}}, not where
+// tote's calls {{template "content" .}}.
+func gofiberTemplates() (fs.FS, error) {
+	out := fstest.MapFS{}
+	err := fs.WalkDir(views.Templates(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(views.Templates(), path)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(path, "layouts/") {
+			b = bytes.ReplaceAll(b, []byte(`{{template "content" .}}`), []byte("{{embed}}"))
+		}
+		out[path] = &fstest.MapFile{Data: b}
+		return nil
+	})
+	return out, err
 }

@@ -258,7 +258,7 @@ func wantPage(t *testing.T, cat *catalog.Catalog, ct *cart.Cart, deepQty int, vi
 	if err := d.Cart.Set(p, deepQty); err != nil {
 		t.Fatal(err)
 	}
-	data := views.Context(cat, &d)
+	data := views.Context(d.Cart.Price(cat), d.Visits, views.Flash{}, "", "")
 	data.Title = "Books"
 	var books strings.Builder
 	for _, p := range cat.Products() {
@@ -269,8 +269,12 @@ func wantPage(t *testing.T, cat *catalog.Catalog, ct *cart.Cart, deepQty int, vi
 		books.WriteString(string(h))
 	}
 	data.Books = template.HTML(books.String())
+	r, err := views.NewRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
-	if err := views.Engine().Render(&out, "pages/catalog", data, views.Layout); err != nil {
+	if err := r.Render(&out, "pages/catalog", data, views.Layout); err != nil {
 		t.Fatal(err)
 	}
 	return out.String()

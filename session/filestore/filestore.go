@@ -1,34 +1,35 @@
 // Package filestore is the default session.Store: embedded and persistent,
 // an append-only log file (tote.log) in a data directory with every live
-// session also held in memory.
+// record also held in memory.
 //
 // Reads never touch the disk. A write checks the version in memory, applies
 // the change there, appends one record to the log and returns once the log
 // is fsynced: an acknowledged write survives a crash of the process or of
 // the machine. Concurrent writes share one write and one fdatasync (a group
-// commit by a single flusher goroutine), so a busy shop pays one small
-// sequential write per batch instead of a B-tree transaction. A change is
-// visible to Get from the moment it is applied, a few hundred microseconds
-// before it is durable; a change built on it is appended after it, so
-// whatever a crash keeps is a prefix of the history, never a later state
-// without the one it was built on.
+// commit by a single flusher goroutine). A change is visible to Get from the
+// moment it is applied, a few hundred microseconds before it is durable; a
+// change built on it is appended after it, so whatever a crash keeps is a
+// prefix of the history, never a later state without the one it was built
+// on.
 //
 // Open replays the log to rebuild memory; a torn record at the end (a write
 // that was never acknowledged) is cut off. When the log has grown to more
-// than twice the size of the live records, it is compacted in the background:
-// the live sessions are written to a new file, the records appended meanwhile
-// are copied after them, and the new file replaces the old one by rename.
-// Expired sessions are never served, are swept from memory periodically, and
-// leave the file at the next compaction.
+// than twice the size of the live records, it is compacted in the
+// background: the live records are written to a new file, the records
+// appended meanwhile are copied after them, and the new file replaces the
+// old one by rename. Expired records are never served, are swept from
+// memory periodically, and leave the file at the next compaction.
 //
-// The cost of this design is memory: every live session's data is resident
-// (about 100 bytes of overhead per session on top of its data). For a store
-// too big for one machine's memory, use Redis.
+// The cost of this design is memory: every live record's data is resident.
+// For a store too big for one machine's memory, use Redis.
 //
-// If a write or fsync of the log fails, nothing more can be promised about
-// what is on disk, so the store stops: every later call returns an error
-// (tote answers 503 and /readyz fails) until the process is restarted, and
-// the restart replays what was durable. No acknowledged write is lost.
+// If a write or fsync of the log fails (a full disk, an I/O error), the
+// store cannot say what the failed batch left on disk, so it trusts nothing
+// it did not read back: it cuts the log back to its last acknowledged size,
+// rebuilds memory by replaying the log from the file, and refuses writes
+// while serving reads from that memory. It then tries a small write every
+// so often, and takes writes again as soon as one is durable. No
+// acknowledged write is lost.
 package filestore
 
 import (
@@ -36,16 +37,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"tote/session"
+	"tote/session/internal/index"
 )
 
 // FileName is the name of the log file inside the data directory.
@@ -58,16 +58,19 @@ const lockName = "tote.lock"
 // lockTimeout is how long Open waits for another holder of the directory.
 const lockTimeout = time.Second
 
-// shardCount is the number of independently locked shards of the in-memory
-// index; a power of two so that a shard is picked with a mask.
-const shardCount = 64
-
 // defaultCompactMin is the smallest log worth compacting.
 const defaultCompactMin = 64 << 20
 
+// The wait between attempts to write again after a failure: it doubles from
+// the first to the last.
+const (
+	firstRetry = 50 * time.Millisecond
+	lastRetry  = 2 * time.Second
+)
+
 // Options configure Open.
 type Options struct {
-	// SweepEvery is how often expired sessions are dropped from memory;
+	// SweepEvery is how often expired records are dropped from memory;
 	// <= 0: one minute.
 	SweepEvery time.Duration
 
@@ -75,6 +78,10 @@ type Options struct {
 	// <= 0: 64 MiB. Above it, the log is compacted once it is more than
 	// twice the size of the live records.
 	CompactMin int64
+
+	// Max is the number of records the store holds at most; see
+	// memstore.Options.Max. 0: no cap.
+	Max int
 }
 
 // Store is a session.Store in a log file. Its methods are safe for
@@ -82,18 +89,16 @@ type Options struct {
 type Store struct {
 	dir, path  string
 	lock       *os.File
-	seed       maphash.Seed
-	shards     [shardCount]shard
-	live       atomic.Int64 // encoded size of every record in memory, expired or not
+	opts       Options
+	idx        atomic.Pointer[index.Index] // replaced when memory is rebuilt after a failure
 	compactMin int64
-	imported   int
 	cut        int64 // bytes of a torn end cut off by Open
 
 	// The log's tail, filled by writers and drained by the flusher.
 	wmu     sync.Mutex
 	pending []byte                // records appended but not yet written
 	batch   *batch                // what the writers of pending wait for
-	failed  atomic.Pointer[error] // set under wmu: a write or fsync failed, or the store closed
+	failed  atomic.Pointer[error] // set under wmu: why writes are refused (a failure, or errClosed)
 	kick    chan struct{}
 
 	// Owned by the flusher goroutine after Open.
@@ -105,22 +110,29 @@ type Store struct {
 	nextTry    int64          // after a failed compaction, the size at which to try again
 	compacts   atomic.Int64
 	compactErr atomic.Int64 // compactions that failed
+	failures   atomic.Int64 // writes that failed
+	recoveries atomic.Int64 // returns to service after a failure
+	// evictedBefore counts the evictions of memories replaced by
+	// rebuilds.
+	evictedBefore atomic.Int64
+	retry         <-chan time.Time // not nil while writes are refused after a failure: the next try
+	retryWait     time.Duration
+	failedLen     int  // the size of the write that failed last, which the probe matches
+	stale         bool // memory may hold changes whose write failed: rebuild it from the log
+	epoch         int  // failures so far; a snapshot begun in an earlier epoch is abandoned
 
 	stop      chan struct{}
 	done      chan struct{} // closed when the flusher has exited
 	swept     chan struct{} // closed when the sweeper has exited
 	closeOnce sync.Once
 	closeErr  error
-}
 
-// shard is one lock and the entries it guards, padded to its own cache line.
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]entry
-	_  [(cacheLine - (unsafe.Sizeof(sync.RWMutex{})+unsafe.Sizeof(map[string]entry(nil)))%cacheLine) % cacheLine]byte
+	// Set by tests only: testWrite runs on the flusher before every write
+	// of the log, which fails with its error; testSnapshot runs before a
+	// snapshot copies memory.
+	testWrite    atomic.Pointer[func() error]
+	testSnapshot atomic.Pointer[func()]
 }
-
-const cacheLine = 64
 
 // batch is the records that one write and fsync make durable. done is
 // closed when they are, or when that failed (err).
@@ -131,16 +143,6 @@ type batch struct {
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-// entry is one session in memory. data is never modified once stored, so it
-// may be read after the shard lock is released.
-type entry struct {
-	version uint64
-	expires int64 // unix nanoseconds; 0: never
-	data    []byte
-}
-
-func (e entry) expired(now int64) bool { return e.expires != 0 && e.expires <= now }
-
 // errClosed is what calls on a closed store return.
 var errClosed = errors.New("filestore: store is closed")
 
@@ -150,10 +152,6 @@ var _ session.Store = (*Store)(nil)
 // replays it, and starts the flusher and the sweeper. If another process
 // holds the directory it fails within about a second with an error that
 // says so ("... is in use by another process").
-//
-// A directory that holds a tote.db from the bbolt store of earlier versions
-// and no tote.log is imported first: its live sessions become the log, and
-// tote.db is renamed tote.db.imported.
 func Open(dir string, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: create data directory: %w", err)
@@ -162,42 +160,47 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestore: %w", err)
 	}
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = time.Minute
+	}
 	s := &Store{
 		dir:        dir,
 		path:       filepath.Join(dir, FileName),
 		lock:       lock,
-		seed:       maphash.MakeSeed(),
+		opts:       o,
 		compactMin: o.CompactMin,
 		kick:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 		swept:      make(chan struct{}),
+		batch:      newBatch(),
 	}
 	if s.compactMin <= 0 {
 		s.compactMin = defaultCompactMin
-	}
-	s.batch = newBatch()
-	for i := range s.shards {
-		s.shards[i].m = make(map[string]entry)
 	}
 	if err := s.open(); err != nil {
 		lock.Close()
 		return nil, err
 	}
-	every := o.SweepEvery
-	if every <= 0 {
-		every = time.Minute
-	}
 	go s.flusher()
-	go s.sweeper(every)
+	go s.sweeper(o.SweepEvery)
 	return s, nil
+}
+
+// newIndex returns an empty index that logs its evictions.
+func (s *Store) newIndex() *index.Index {
+	return index.New(s.opts.Max, func(key string) {
+		rec, _ := encodeRecord(key, 0, 0, nil) // version 0: deleted
+		s.wmu.Lock()
+		if s.failure() == nil {
+			s.pending = append(s.pending, rec...)
+		}
+		s.wmu.Unlock()
+	})
 }
 
 // Path returns the log file's path.
 func (s *Store) Path() string { return s.path }
-
-// Imported returns how many sessions Open imported from a bbolt tote.db.
-func (s *Store) Imported() int { return s.imported }
 
 // Cut returns how many bytes Open cut off the end of the log: the torn end
 // of a write that a crash interrupted, which was never acknowledged. Replay
@@ -206,90 +209,119 @@ func (s *Store) Imported() int { return s.imported }
 // worth a look (tote logs it).
 func (s *Store) Cut() int64 { return s.cut }
 
-// Get returns a copy of the live record stored under id. An expired record
-// is not found even if the sweeper has not dropped it yet.
-func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error) {
+// Get returns a copy of the live record stored under key. It is served from
+// memory, also while writes are refused after a failure.
+func (s *Store) Get(ctx context.Context, key string) (session.Record, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Record{}, false, err
 	}
-	if err := s.failure(); err != nil {
-		return session.Record{}, false, err
+	if s.failure() == errClosed {
+		return session.Record{}, false, errClosed
 	}
-	sh := s.shard(id)
-	sh.mu.RLock()
-	e, ok := sh.m[id]
-	sh.mu.RUnlock()
-	if !ok || e.expired(time.Now().UnixNano()) {
+	e, ok := s.idx.Load().Get(key, time.Now().UnixNano())
+	if !ok {
 		return session.Record{}, false, nil
 	}
-	return session.Record{Version: e.version, Data: bytes.Clone(e.data)}, true, nil
+	return session.Record{Version: e.Version, Data: bytes.Clone(e.Data)}, true, nil
 }
 
-// CompareAndSwap stores data under id with version next, to expire after
-// ttl, if the live version under id is old (0: no live record; an expired
-// record counts as none). A ttl <= 0 means the record never expires.
-// Otherwise it returns session.ErrConflict and stores nothing.
+// CompareAndSwap stores w under key if the live version under key is old
+// (0: no live record; an expired record counts as none); see session.Store.
 //
 // It returns once the record is durable in the log. Concurrent calls share
-// one write and one fsync. If the write fails, the store stops and the error
-// says so; whether that change is found after a restart is then unknown (a
-// compaction may have copied it from memory), as with a store over a
-// network that times out.
-func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
+// one write and one fsync. If the write fails, the error says so and the
+// change is not kept.
+func (s *Store) CompareAndSwap(ctx context.Context, key string, old uint64, w session.Write) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	switch {
-	case id == "":
-		return errors.New("filestore: empty session id")
-	case len(id) > maxID:
-		return fmt.Errorf("filestore: session id of %d bytes, more than %d", len(id), maxID)
-	case len(data) > maxData:
-		return fmt.Errorf("filestore: record of %d bytes, more than %d", len(data), maxData)
-	case next == 0:
-		return errors.New("filestore: next version is 0")
+	case key == "":
+		return errors.New("filestore: empty key")
+	case len(key) > maxKey:
+		return fmt.Errorf("filestore: key of %d bytes, more than %d", len(key), maxKey)
+	case len(w.Data) > maxData:
+		return fmt.Errorf("filestore: record of %d bytes, more than %d", len(w.Data), maxData)
+	case w.Version == 0:
+		return errors.New("filestore: version 0")
 	}
 	if err := s.failure(); err != nil {
 		return err
 	}
 	now := time.Now().UnixNano()
-	expires := deadline(now, ttl)
+	expires := index.Deadline(now, w.TTL)
 	// The record is encoded outside the locks; the entry's data aliases
-	// the copy inside it, so the caller may reuse data.
-	rec, at := encodeRecord(id, next, expires, data)
-	e := entry{version: next, expires: expires, data: rec[at:]}
+	// the copy inside it, so the caller may reuse w.Data.
+	rec, at := encodeRecord(key, w.Version, logExpires(expires, w.Evictable), w.Data)
+	e := index.Entry{Version: w.Version, Expires: expires, Data: rec[at:], Evictable: w.Evictable}
+	for {
+		x := s.idx.Load()
+		var b *batch
+		err := x.CompareAndSwap(key, old, e, now, func() (err error) {
+			b, err = s.append(x, rec)
+			return err
+		})
+		if err == errRebuilt {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return s.wait(b)
+	}
+}
 
-	sh := s.shard(id)
-	sh.mu.Lock()
-	var cur uint64
-	prev, had := sh.m[id]
-	if had && !prev.expired(now) {
-		cur = prev.version
-	}
-	if cur != old {
-		sh.mu.Unlock()
-		return session.ErrConflict
-	}
-	// Memory and the log change together under the shard lock, so the log
-	// holds the writes of one id in the order they were applied.
-	s.wmu.Lock()
-	if err := s.failure(); err != nil {
-		s.wmu.Unlock()
-		sh.mu.Unlock()
+// Delete removes the record under key if its version is version (0: any);
+// see session.Store. It returns once the deletion is durable.
+func (s *Store) Delete(ctx context.Context, key string, version uint64) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	sh.m[id] = e
-	s.pending = append(s.pending, rec...)
-	b := s.batch
-	s.wmu.Unlock()
-	sh.mu.Unlock()
-
-	delta := int64(len(rec))
-	if had {
-		delta -= recordSize(id, prev.data)
+	if err := s.failure(); err != nil {
+		return err
 	}
-	s.live.Add(delta)
+	rec, _ := encodeRecord(key, 0, 0, nil)
+	for {
+		x := s.idx.Load()
+		var b *batch
+		err := x.Delete(key, version, time.Now().UnixNano(), func() (err error) {
+			b, err = s.append(x, rec)
+			return err
+		})
+		if err == errRebuilt {
+			continue
+		}
+		if err != nil || b == nil {
+			return err
+		}
+		return s.wait(b)
+	}
+}
 
+// errRebuilt is what append returns to a writer that changed a memory that
+// has since been rebuilt from the log: it tries again on the new one.
+var errRebuilt = errors.New("filestore: memory was rebuilt")
+
+// append adds rec to the log's pending tail, unless writes are refused or
+// x is no longer the memory in use. The caller holds the lock of the
+// record's key in x, so that the log holds the writes of one key in the
+// order they were applied.
+func (s *Store) append(x *index.Index, rec []byte) (*batch, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.failure(); err != nil {
+		return nil, err
+	}
+	if s.idx.Load() != x {
+		return nil, errRebuilt
+	}
+	s.pending = append(s.pending, rec...)
+	return s.batch, nil
+}
+
+// wait wakes the flusher and waits until b, the batch that holds what the
+// caller appended, is durable.
+func (s *Store) wait(b *batch) error {
 	select {
 	case s.kick <- struct{}{}:
 	default: // the flusher is already due to run
@@ -298,7 +330,7 @@ func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64,
 	return b.err
 }
 
-// Ping reports whether the store can still write.
+// Ping reports whether the store can write.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -308,17 +340,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close writes what is pending, stops the flusher and the sweeper, and
 // closes the log. It is safe to call more than once; every call returns the
-// first call's result. Calls on a closed store return an error.
+// first call's result, which is nil unless closing itself failed (a failure
+// of an earlier write was reported when it happened). Calls on a closed
+// store return an error.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		<-s.swept
 		<-s.done
-		err := s.failure()
-		if errors.Is(err, errClosed) {
-			err = nil
-		}
-		if cerr := s.f.Close(); err == nil && cerr != nil {
+		var err error
+		if cerr := s.f.Close(); cerr != nil {
 			err = fmt.Errorf("filestore: close %s: %w", s.path, cerr)
 		}
 		s.lock.Close()
@@ -329,37 +360,20 @@ func (s *Store) Close() error {
 
 // Sweep drops every expired record from memory now and returns how many it
 // dropped. They leave the file at the next compaction.
-func (s *Store) Sweep() int {
-	removed := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		now := time.Now().UnixNano()
-		var freed int64
-		for id, e := range sh.m {
-			if e.expired(now) {
-				delete(sh.m, id)
-				freed += recordSize(id, e.data)
-				removed++
-			}
-		}
-		sh.mu.Unlock()
-		s.live.Add(-freed)
-	}
-	return removed
-}
+func (s *Store) Sweep() int { return s.idx.Load().Sweep(time.Now().UnixNano()) }
 
 // Len returns the number of records in memory: the live ones and the
 // expired ones not yet swept.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
+func (s *Store) Len() int { return s.idx.Load().Len() }
+
+// Evicted returns how many live records were evicted to make room since
+// Open.
+func (s *Store) Evicted() int64 { return s.evictedBefore.Load() + s.idx.Load().Evicted() }
+
+// live returns the encoded size of every record in memory.
+func (s *Store) live() int64 {
+	x := s.idx.Load()
+	return x.Bytes() + int64(x.Len())*(frameLen+fixedLen)
 }
 
 // Compactions returns how many times the log has been compacted since Open.
@@ -368,6 +382,13 @@ func (s *Store) Compactions() int { return int(s.compacts.Load()) }
 // FailedCompactions returns how many compactions have failed since Open. A
 // failed compaction leaves the log as it was.
 func (s *Store) FailedCompactions() int { return int(s.compactErr.Load()) }
+
+// Failures returns how many times a write of the log has failed since Open,
+// and Recoveries how many times the store took writes again after one.
+func (s *Store) Failures() int { return int(s.failures.Load()) }
+
+// Recoveries: see Failures.
+func (s *Store) Recoveries() int { return int(s.recoveries.Load()) }
 
 // LogSize returns the size of the log file in bytes, as of the last write.
 func (s *Store) LogSize() int64 { return s.size.Load() }
@@ -386,11 +407,7 @@ func (s *Store) sweeper(every time.Duration) {
 	}
 }
 
-func (s *Store) shard(id string) *shard {
-	return &s.shards[maphash.String(s.seed, id)&(shardCount-1)]
-}
-
-// failure returns the error that stopped the store, or nil.
+// failure returns why writes are refused, or nil.
 func (s *Store) failure() error {
 	if err := s.failed.Load(); err != nil {
 		return *err
@@ -398,24 +415,24 @@ func (s *Store) failure() error {
 	return nil
 }
 
-// fail stops the store with err: every later write is refused, and every
-// read. The first error stays.
-func (s *Store) fail(err error) {
-	s.wmu.Lock()
-	if cur := s.failure(); cur == nil || cur == errClosed {
-		s.failed.Store(&err)
+// setFailure sets or (with nil) clears why writes are refused; s.wmu is
+// held. A closed store stays closed.
+func (s *Store) setFailure(err error) {
+	if s.failure() == errClosed {
+		return
 	}
-	s.wmu.Unlock()
+	if err == nil {
+		s.failed.Store(nil)
+		return
+	}
+	s.failed.Store(&err)
 }
 
-// deadline returns the expiry for a write at now with ttl: 0 (never) for
-// ttl <= 0, and the far future on overflow.
-func deadline(now int64, ttl time.Duration) int64 {
-	if ttl <= 0 {
-		return 0
+// legacyKey returns the key of a record that versions before keyed records
+// stored under a bare session id.
+func legacyKey(key string) string {
+	if strings.Contains(key, ":") {
+		return key
 	}
-	if int64(ttl) > math.MaxInt64-now {
-		return math.MaxInt64
-	}
-	return now + int64(ttl)
+	return "session:" + key
 }

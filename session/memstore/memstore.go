@@ -1,131 +1,90 @@
 // Package memstore is an in-process session.Store for tests, development and
-// throwaway runs: nothing survives the process.
-//
-// It is built for the request hot path: the records live in a fixed number of
-// shards, each a map behind its own lock and chosen by a hash of the session
-// id, so concurrent requests for different sessions rarely contend. Records
-// are checked for expiry on every read and purged by a background sweeper.
+// throwaway runs: nothing survives the process. Records are checked for
+// expiry on every read and purged by a background sweeper.
 package memstore
 
 import (
 	"bytes"
 	"context"
-	"hash/maphash"
-	"math"
 	"sync"
 	"time"
-	"unsafe"
 
 	"tote/session"
+	"tote/session/internal/index"
 )
 
-// shardCount is the number of independently locked shards; a power of two so
-// that a shard is picked with a mask.
-const shardCount = 64
+// Options configure New. Zero fields take the defaults.
+type Options struct {
+	// SweepEvery is how often expired records are purged. Default one
+	// minute.
+	SweepEvery time.Duration
+	// Max is the number of records the store holds at most; at the cap,
+	// evictable records make room for new ones, the closest to expiry
+	// first, and a new record that finds none is refused with
+	// session.ErrFull. Default 0: no cap.
+	Max int
+}
 
 // Store is an in-memory session.Store. The zero value is not usable; call New.
 type Store struct {
-	seed   maphash.Seed
-	base   time.Time // expiry deadlines are monotonic offsets from base
-	shards [shardCount]shard
+	idx *index.Index
 
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 }
 
-// shard is one lock and the records it guards, padded to its own cache line
-// so that neighbouring shards' locks do not share one.
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]entry
-	_  [(cacheLine - (unsafe.Sizeof(sync.RWMutex{})+unsafe.Sizeof(map[string]entry(nil)))%cacheLine) % cacheLine]byte
-}
-
-// cacheLine is the cache line size assumed for padding shards.
-const cacheLine = 64
-
-// entry is one stored record. data is never modified after it is stored, so
-// it may be read after the shard lock is released.
-type entry struct {
-	version uint64
-	expires int64 // nanoseconds since Store.base; math.MaxInt64: never
-	data    []byte
-}
-
 var _ session.Store = (*Store)(nil)
 
-// New returns an empty store that sweeps expired sessions every sweepEvery
-// (<= 0: one minute). Close stops the sweeper.
-func New(sweepEvery time.Duration) *Store {
-	if sweepEvery <= 0 {
-		sweepEvery = time.Minute
+// New returns an empty store and starts its sweeper; Close stops it.
+func New(o Options) *Store {
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = time.Minute
 	}
-	s := &Store{
-		seed: maphash.MakeSeed(),
-		base: time.Now(),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	for i := range s.shards {
-		s.shards[i].m = make(map[string]entry)
-	}
-	go s.sweeper(sweepEvery)
+	s := &Store{idx: index.New(o.Max, nil), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.sweeper(o.SweepEvery)
 	return s
 }
 
-// Get returns a copy of the live record stored under id. An expired record is
-// not found even if the sweeper has not purged it yet.
-func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error) {
+// Get returns a copy of the live record stored under key.
+func (s *Store) Get(ctx context.Context, key string) (session.Record, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return session.Record{}, false, err
 	}
-	sh := s.shard(id)
-	sh.mu.RLock()
-	e, ok := sh.m[id]
-	sh.mu.RUnlock()
-	if !ok || e.expired(s.now()) {
+	e, ok := s.idx.Get(key, time.Now().UnixNano())
+	if !ok {
 		return session.Record{}, false, nil
 	}
-	return session.Record{Version: e.version, Data: bytes.Clone(e.data)}, true, nil
+	return session.Record{Version: e.Version, Data: bytes.Clone(e.Data)}, true, nil
 }
 
-// CompareAndSwap stores a copy of data under id with version next, to expire
-// after ttl, if the live version under id is old (0: no live record). A ttl
-// <= 0 means the record never expires. Otherwise it returns
-// session.ErrConflict and stores nothing.
-func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
+// CompareAndSwap stores a copy of w under key if the live version under key
+// is old (0: no live record); see session.Store.
+func (s *Store) CompareAndSwap(ctx context.Context, key string, old uint64, w session.Write) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Copy before taking the lock: the caller may reuse its buffer.
-	e := entry{version: next, data: bytes.Clone(data)}
-	sh := s.shard(id)
-	sh.mu.Lock()
-	now := s.now()
-	var cur uint64
-	if prev, ok := sh.m[id]; ok && !prev.expired(now) {
-		cur = prev.version
+	now := time.Now().UnixNano()
+	e := index.Entry{Version: w.Version, Expires: index.Deadline(now, w.TTL), Data: bytes.Clone(w.Data), Evictable: w.Evictable}
+	return s.idx.CompareAndSwap(key, old, e, now, nil)
+}
+
+// Delete removes the record under key if its version is version (0: any);
+// see session.Store.
+func (s *Store) Delete(ctx context.Context, key string, version uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	if cur != old {
-		sh.mu.Unlock()
-		return session.ErrConflict
-	}
-	e.expires = deadline(now, ttl)
-	sh.m[id] = e
-	sh.mu.Unlock()
-	return nil
+	return s.idx.Delete(key, version, time.Now().UnixNano(), nil)
 }
 
 // Ping reports whether the store answers, which an in-process store always
 // does unless ctx is done.
-func (s *Store) Ping(ctx context.Context) error {
-	return ctx.Err()
-}
+func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
-// Close stops the sweeper and waits for it to exit. It is safe to call more
-// than once. The records stay readable and writable after Close, but expired
-// ones are no longer purged.
+// Close stops the sweeper. It is safe to call more than once. The records
+// stay readable and writable after Close, but expired ones are no longer
+// purged.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
@@ -135,36 +94,14 @@ func (s *Store) Close() error {
 }
 
 // Sweep removes every expired record now and returns how many it removed.
-// The sweeper calls it periodically; it locks one shard at a time.
-func (s *Store) Sweep() int {
-	removed := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		now := s.now()
-		for id, e := range sh.m {
-			if e.expired(now) {
-				delete(sh.m, id)
-				removed++
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return removed
-}
+func (s *Store) Sweep() int { return s.idx.Sweep(time.Now().UnixNano()) }
 
 // Len returns the number of records held: the live ones and the expired ones
-// not yet swept. It is meant for tests and metrics.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
-}
+// not yet swept.
+func (s *Store) Len() int { return s.idx.Len() }
+
+// Evicted returns how many live records were evicted to make room.
+func (s *Store) Evicted() int64 { return s.idx.Evicted() }
 
 func (s *Store) sweeper(every time.Duration) {
 	defer close(s.done)
@@ -178,27 +115,4 @@ func (s *Store) sweeper(every time.Duration) {
 			s.Sweep()
 		}
 	}
-}
-
-func (s *Store) shard(id string) *shard {
-	return &s.shards[maphash.String(s.seed, id)&(shardCount-1)]
-}
-
-// now is the monotonic time since the store was made, immune to wall-clock
-// jumps.
-func (s *Store) now() int64 {
-	return int64(time.Since(s.base))
-}
-
-func (e entry) expired(now int64) bool {
-	return e.expires <= now
-}
-
-// deadline returns now+ttl, or math.MaxInt64 (never) for ttl <= 0 or on
-// overflow.
-func deadline(now int64, ttl time.Duration) int64 {
-	if ttl <= 0 || int64(ttl) > math.MaxInt64-now {
-		return math.MaxInt64
-	}
-	return now + int64(ttl)
 }

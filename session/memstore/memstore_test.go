@@ -2,11 +2,11 @@ package memstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"tote/session"
 	"tote/session/storetest"
@@ -21,7 +21,7 @@ func TestStore(t *testing.T) {
 // newStore returns a store that is closed when tb ends.
 func newStore(tb testing.TB, sweepEvery time.Duration) *Store {
 	tb.Helper()
-	s := New(sweepEvery)
+	s := New(Options{SweepEvery: sweepEvery})
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
@@ -29,7 +29,7 @@ func newStore(tb testing.TB, sweepEvery time.Duration) *Store {
 // mustCAS stores data under id or fails tb.
 func mustCAS(tb testing.TB, s *Store, id string, old, next uint64, data string, ttl time.Duration) {
 	tb.Helper()
-	if err := s.CompareAndSwap(context.Background(), id, old, next, []byte(data), ttl); err != nil {
+	if err := s.CompareAndSwap(context.Background(), id, old, session.Write{Version: next, Data: []byte(data), TTL: ttl}); err != nil {
 		tb.Fatalf("CompareAndSwap(%s, %d->%d): %v", id, old, next, err)
 	}
 }
@@ -82,7 +82,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	s := New(time.Millisecond)
+	s := New(Options{SweepEvery: time.Millisecond})
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -105,7 +105,7 @@ func TestDataIsCopied(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, time.Minute)
 	buf := []byte("original")
-	if err := s.CompareAndSwap(ctx, "id", 0, 1, buf, time.Minute); err != nil {
+	if err := s.CompareAndSwap(ctx, "id", 0, session.Write{Version: 1, Data: buf, TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "CLOBBER!") // the caller reuses its buffer
@@ -129,7 +129,10 @@ func TestCanceledContext(t *testing.T) {
 		call func() error
 	}{
 		{"Get", func() error { _, _, err := s.Get(ctx, "id"); return err }},
-		{"CompareAndSwap", func() error { return s.CompareAndSwap(ctx, "id", 0, 1, nil, time.Minute) }},
+		{"CompareAndSwap", func() error {
+			return s.CompareAndSwap(ctx, "id", 0, session.Write{Version: 1, Data: nil, TTL: time.Minute})
+		}},
+		{"Delete", func() error { return s.Delete(ctx, "id", 0) }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}
 	for _, tt := range tests {
@@ -141,12 +144,6 @@ func TestCanceledContext(t *testing.T) {
 	}
 	if s.Len() != 0 {
 		t.Fatal("a canceled CompareAndSwap stored a record")
-	}
-}
-
-func TestShardIsOneCacheLine(t *testing.T) {
-	if n := unsafe.Sizeof(shard{}); n%cacheLine != 0 {
-		t.Fatalf("sizeof(shard) = %d, want a multiple of %d", n, cacheLine)
 	}
 }
 
@@ -179,10 +176,65 @@ func BenchmarkGetAndSwap(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if err := s.CompareAndSwap(ctx, id, rec.Version, rec.Version+1, data, time.Minute); err != nil {
+			if err := s.CompareAndSwap(ctx, id, rec.Version, session.Write{Version: rec.Version + 1, Data: data, TTL: time.Minute}); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+}
+
+// TestCap checks the cap end to end; the index's own tests cover which
+// record goes.
+func TestCap(t *testing.T) {
+	ctx := context.Background()
+	s := New(Options{Max: 3})
+	t.Cleanup(func() { s.Close() })
+	write := func(ttl time.Duration, evictable bool) session.Write {
+		return session.Write{Version: 1, Data: []byte("x"), TTL: ttl, Evictable: evictable}
+	}
+	steps := []struct {
+		name      string
+		key       string
+		w         session.Write
+		wantErr   error
+		wantGone  string // a key evicted by this write
+		wantEvict int64
+	}{
+		{name: "account", key: "account:a", w: write(0, false)},
+		{name: "bare session", key: "session:soon", w: write(time.Minute, true)},
+		{name: "later bare session", key: "session:later", w: write(time.Hour, true)},
+		{name: "at the cap the soonest bare session goes", key: "session:cart", w: write(time.Hour, false), wantGone: "session:soon", wantEvict: 1},
+		{name: "then the other", key: "session:cart2", w: write(time.Hour, false), wantGone: "session:later", wantEvict: 2},
+		{name: "then nothing is evictable", key: "session:cart3", w: write(time.Hour, false), wantErr: session.ErrFull, wantEvict: 2},
+		{name: "an evictable one neither", key: "session:bare", w: write(time.Hour, true), wantErr: session.ErrFull, wantEvict: 2},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			err := s.CompareAndSwap(ctx, st.key, 0, st.w)
+			if !errors.Is(err, st.wantErr) || (err != nil) != (st.wantErr != nil) {
+				t.Fatalf("create %s: err = %v, want %v", st.key, err, st.wantErr)
+			}
+			_, found, _ := s.Get(ctx, st.key)
+			if found != (st.wantErr == nil) {
+				t.Fatalf("%s found = %v after the create", st.key, found)
+			}
+			if st.wantGone != "" {
+				if _, found, _ := s.Get(ctx, st.wantGone); found {
+					t.Fatalf("%s still there, want it evicted", st.wantGone)
+				}
+			}
+			if s.Evicted() != st.wantEvict || s.Len() > 3 {
+				t.Fatalf("Evicted = %d, Len = %d; want %d, at most 3", s.Evicted(), s.Len(), st.wantEvict)
+			}
+		})
+	}
+	// An update needs no room, and a delete makes some.
+	if err := s.CompareAndSwap(ctx, "account:a", 1, session.Write{Version: 2, Data: []byte("y")}); err != nil {
+		t.Fatalf("update at the cap: %v", err)
+	}
+	if err := s.Delete(ctx, "session:cart", 0); err != nil {
+		t.Fatal(err)
+	}
+	mustCAS(t, s, "session:cart3", 0, 1, "x", time.Hour)
 }

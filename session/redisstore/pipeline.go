@@ -26,7 +26,8 @@ const (
 // for queueTimeout.
 var errQueueTimeout = errors.New("redis: no pipeline free within " + queueTimeout.String())
 
-// pipeline sends the commands of concurrent calls to Redis together: each
+// pipeline sends the commands of concurrent calls to Redis together (it is
+// kept for speed: docs/performance.md, row "pipeline"): each
 // call's command still makes its round trip, but many travel in one write
 // and come back in one read. On a loaded tote most of the CPU that a Redis
 // command costs, on both sides, is the system calls of the round trip (and
@@ -62,8 +63,14 @@ type queued struct {
 }
 
 // do runs cmd in a pipeline and returns when it has run; its outcome is in
-// cmd.
-func (p *pipeline) do(cmd goredis.Cmder) {
+// cmd. A caller whose ctx ends while its command waits for a pipeline gets
+// ctx's error, and its command is not sent; once sent, the command runs to
+// the end of its pipeline, bounded by the client's timeouts.
+func (p *pipeline) do(ctx context.Context, cmd goredis.Cmder) {
+	if err := ctx.Err(); err != nil {
+		cmd.SetErr(err)
+		return
+	}
 	q := &queued{cmd: cmd, lead: make(chan bool, 1)}
 	p.mu.Lock()
 	if p.running < maxPipelines {
@@ -71,7 +78,7 @@ func (p *pipeline) do(cmd goredis.Cmder) {
 	} else {
 		p.queue = append(p.queue, q)
 		p.mu.Unlock()
-		if !p.wait(q) {
+		if !p.wait(ctx, q) {
 			return
 		}
 		p.mu.Lock()
@@ -102,20 +109,25 @@ func (p *pipeline) do(cmd goredis.Cmder) {
 }
 
 // wait waits for q's turn: it reports whether q is to lead the next
-// pipeline, or false if its command has run or has given up waiting.
-func (p *pipeline) wait(q *queued) bool {
+// pipeline, or false if its command has run or has given up waiting (ctx
+// ended, or queueTimeout passed).
+func (p *pipeline) wait(ctx context.Context, q *queued) bool {
 	t := time.NewTimer(queueTimeout)
 	defer t.Stop()
+	var gaveUp error
 	select {
 	case lead := <-q.lead:
 		return lead
 	case <-t.C:
+		gaveUp = errQueueTimeout
+	case <-ctx.Done():
+		gaveUp = ctx.Err()
 	}
 	p.mu.Lock()
 	if i := slices.Index(p.queue, q); i >= 0 {
 		p.queue = slices.Delete(p.queue, i, i+1)
 		p.mu.Unlock()
-		q.cmd.SetErr(errQueueTimeout)
+		q.cmd.SetErr(gaveUp)
 		return false
 	}
 	p.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tote/session"
 	"tote/session/redisstore"
 	"tote/session/redisstore/redistest"
 )
@@ -29,7 +30,7 @@ func TestPipelineManyCallers(t *testing.T) {
 			defer wg.Done()
 			id := fmt.Sprint("many-", g)
 			for v := uint64(0); v < rounds; v++ {
-				if err := s.CompareAndSwap(ctx, id, v, v+1, []byte(fmt.Sprint(v+1)), time.Minute); err != nil {
+				if err := s.CompareAndSwap(ctx, id, v, session.Write{Version: v + 1, Data: []byte(fmt.Sprint(v + 1)), TTL: time.Minute}); err != nil {
 					errs <- fmt.Errorf("%s: swap %d: %w", id, v, err)
 					return
 				}
@@ -71,7 +72,7 @@ func BenchmarkStoreParallel(b *testing.B) {
 		var version uint64
 		data := make([]byte, 120)
 		for pb.Next() {
-			if err := s.CompareAndSwap(ctx, id, version, version+1, data, time.Hour); err != nil {
+			if err := s.CompareAndSwap(ctx, id, version, session.Write{Version: version + 1, Data: data, TTL: time.Hour}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -1,13 +1,16 @@
 // Package redisstore is a session.Store kept in Redis, a single server or a
-// Redis Cluster, on the go-redis client of github.com/gofiber/storage/redis.
-// It reads with GET and writes with a compare-and-swap Lua script, one
-// command and so one round trip per call; the commands of concurrent calls
-// travel together in pipelines (see pipeline). The timeouts are short enough
-// that an unreachable or hung Redis fails each call within about a second
-// instead of stalling the request that made it.
+// Redis Cluster. It is gofiber/storage/redis/v3's Storage on a go-redis
+// client built here (so that its timeouts are ours and nothing pings,
+// panics or flushes at start); the Storage closes the client. A read is a
+// GET, a write a compare-and-swap Lua script, a delete a DEL or a script:
+// one command and so one round trip per call, and the commands of
+// concurrent calls travel together in pipelines (see pipeline). The
+// timeouts are short enough that an unreachable or hung Redis fails each
+// call within about a second instead of stalling the request that made it.
 //
-// Each record is one Redis string under Prefix+id: the 8-byte big-endian
-// version followed by the session data, set with a millisecond expiry (PX).
+// Each record is one Redis string under Prefix+key: the 8-byte big-endian
+// version followed by the data, set with a millisecond expiry (PX), or none
+// for a record that never expires.
 package redisstore
 
 import (
@@ -28,8 +31,9 @@ import (
 	"tote/session"
 )
 
-// DefaultPrefix is the key prefix used when Options.Prefix is empty.
-const DefaultPrefix = "tote:session:"
+// DefaultPrefix is the key prefix used when Options.Prefix is empty: a
+// session is under tote:session:<id>, an account under tote:account:<name>.
+const DefaultPrefix = "tote:"
 
 // The client settings that bound how long a call can take when Redis is down
 // or hung. A call makes at most two attempts (MaxRetries 1); an attempt is one
@@ -60,7 +64,7 @@ const (
 type Options struct {
 	URL          string   // redis://host:port/db or rediss:// (TLS); parsed with goredis.ParseURL
 	ClusterAddrs []string // host:port of Redis Cluster nodes: uses goredis.NewClusterClient
-	Prefix       string   // key prefix; "" means "tote:session:"
+	Prefix       string   // key prefix; "" means DefaultPrefix
 }
 
 // Store is a session.Store on Redis. It is safe for concurrent use.
@@ -69,7 +73,7 @@ type Store struct {
 	conn    goredis.UniversalClient
 	cluster *goredis.ClusterClient // nil for a single server
 	prefix  string
-	pipe    *pipeline // GET and EVALSHA of concurrent calls, sent together
+	pipe    *pipeline // the commands of concurrent calls, sent together
 
 	closeOnce sync.Once
 	closeErr  error
@@ -83,26 +87,17 @@ var _ session.Store = (*Store)(nil)
 // both or neither of URL and ClusterAddrs set), saying what is wrong.
 //
 // With a URL, the URL's address, user, password, database and TLS (rediss://)
-// are kept. The timeouts, retry and pool settings below are ours, except that
-// a setting given explicitly in the URL's query (for example
-// ?read_timeout=2s&max_retries=3, which go-redis's ParseURL understands) wins
-// over ours, as it would in a plain go-redis client built from that URL:
-// whoever writes it into the URL means it. Ours are DialTimeout, ReadTimeout
-// and WriteTimeout 300 ms, PoolTimeout 400 ms, MaxRetries 1, retry backoff
-// 8–64 ms; DialerRetries 1 and ContextTimeoutEnabled true are always ours
-// (ParseURL cannot set them).
+// are kept, and a client setting written in its query (?read_timeout=2s,
+// which go-redis's ParseURL understands) wins over ours: DialTimeout,
+// ReadTimeout and WriteTimeout 300 ms, PoolTimeout 400 ms, MaxRetries 1,
+// retry backoff 8–64 ms. DialerRetries 1 and ContextTimeoutEnabled are
+// always ours. With ClusterAddrs the same timeouts apply to every node, and
+// only the cluster client retries (MaxRedirects 2), so that a hung node
+// fails a call in about a second.
 //
-// With ClusterAddrs the same timeouts apply to every node. Retries there are
-// made by the cluster client itself, at most 1+2 attempts per command
-// (MaxRedirects 2, shared by MOVED/ASK redirects and network retries), and
-// not also by each node's client, so that a hung node fails a call in about a
-// second rather than in attempts × retries × timeout.
-//
-// One go-redis behaviour outlives an outage: once as many dials have failed
-// as the pool has connections (10 per GOMAXPROCS by default), the client
-// stops dialing, fails calls at once with the last dial error, and probes
-// Redis in the background once a second. So after a long outage under load,
-// calls keep failing for up to about a second after Redis is back.
+// After a long outage under load, go-redis stops dialing and probes Redis
+// once a second, so calls keep failing for up to about a second after Redis
+// is back.
 func Open(o Options) (*Store, error) {
 	prefix := o.Prefix
 	if prefix == "" {
@@ -228,18 +223,15 @@ func clusterOptions(addrs []string) (*goredis.ClusterOptions, error) {
 	}, nil
 }
 
-// key is the Redis key of session id.
-func (s *Store) key(id string) string { return s.prefix + id }
+// key is the Redis key of a store key.
+func (s *Store) key(key string) string { return s.prefix + key }
 
-// Get returns the record stored under id, in one GET, pipelined with the
-// commands of concurrent calls. A value that is not a record (shorter than
-// the 8-byte version, or version 0) counts as absent.
-func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return session.Record{}, false, fmt.Errorf("redis get: %w", err)
-	}
-	cmd := goredis.NewStringCmd(ctx, "get", s.key(id))
-	s.pipe.do(cmd)
+// Get returns the record stored under key, in one GET. A value that is not
+// a record (shorter than the 8-byte version, or version 0) counts as
+// absent.
+func (s *Store) Get(ctx context.Context, key string) (session.Record, bool, error) {
+	cmd := goredis.NewStringCmd(ctx, "get", s.key(key))
+	s.pipe.do(ctx, cmd)
 	val, err := cmd.Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return session.Record{}, false, nil
@@ -257,11 +249,23 @@ func (s *Store) Get(ctx context.Context, id string) (session.Record, bool, error
 	return session.Record{Version: version, Data: val[8:]}, true, nil
 }
 
-// casScript sets KEYS[1] to ARGV[2] with expiry ARGV[3] milliseconds if the
-// stored version is ARGV[1], and returns 1; otherwise it changes nothing and
-// returns 0. ARGV[1] is the 8-byte big-endian version, or "" for "no record":
-// a missing key, or a value too short to hold a version, or version 0 (what
-// Get reports as not found).
+// run runs script on key with args, in a pipeline: EVALSHA, falling back
+// to EVAL if Redis does not have the script cached.
+func (s *Store) run(ctx context.Context, script *goredis.Script, key string, args ...any) (int64, error) {
+	cmd := goredis.NewCmd(ctx, append([]any{"evalsha", script.Hash(), 1, key}, args...)...)
+	cmd.SetFirstKeyPos(3) // the key, for Redis Cluster
+	s.pipe.do(ctx, cmd)
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT ") {
+		cmd = script.Eval(ctx, s.conn, []string{key}, args...)
+	}
+	return cmd.Int64()
+}
+
+// casScript sets KEYS[1] to ARGV[2], to expire after ARGV[3] milliseconds
+// (0: never), if the stored version is ARGV[1], and returns 1; otherwise it
+// changes nothing and returns 0. ARGV[1] is the 8-byte big-endian version,
+// or "" for "no record": a missing key, or a value too short to hold a
+// version, or version 0 (what Get reports as not found).
 var casScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 local absent = (not cur) or string.len(cur) < 8 or string.sub(cur, 1, 8) == '\0\0\0\0\0\0\0\0'
@@ -270,49 +274,68 @@ if ARGV[1] == '' then
 elseif absent or string.sub(cur, 1, 8) ~= ARGV[1] then
   return 0
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
 return 1
 `)
 
-// CompareAndSwap stores data under id with version next, to expire after ttl
-// (rounded up to whole milliseconds), if the stored version is old; old == 0
-// means no record may exist. It is one round trip: EVALSHA of a Lua script
-// that compares and sets a single key (so it works on Redis Cluster),
-// pipelined with the commands of concurrent calls, falling back to EVAL once
-// if Redis does not have the script cached.
+// delScript deletes KEYS[1] if its version is ARGV[1] (8 bytes big-endian)
+// and returns 1; otherwise it changes nothing and returns 0.
+var delScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or string.sub(cur, 1, 8) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`)
+
+// CompareAndSwap stores w under key, to expire after w.TTL (rounded up to
+// whole milliseconds; 0: never), if the stored version is old; old == 0
+// means no record may exist. It is one round trip: a Lua script that
+// compares and sets a single key (so it works on Redis Cluster).
 //
 // An error other than session.ErrConflict (a timeout, a dropped connection)
 // leaves it unknown whether the record was stored, as with any remote write.
-func (s *Store) CompareAndSwap(ctx context.Context, id string, old, next uint64, data []byte, ttl time.Duration) error {
-	if next == 0 {
-		return errors.New("redisstore: CompareAndSwap with next version 0")
+func (s *Store) CompareAndSwap(ctx context.Context, key string, old uint64, w session.Write) error {
+	if w.Version == 0 {
+		return errors.New("redisstore: CompareAndSwap with version 0")
 	}
-	if ttl <= 0 {
-		return fmt.Errorf("redisstore: CompareAndSwap with ttl %v; want a positive ttl", ttl)
+	if w.TTL < 0 {
+		return fmt.Errorf("redisstore: CompareAndSwap with ttl %v", w.TTL)
 	}
-	ms := int64((ttl + time.Millisecond - 1) / time.Millisecond)
-
+	ms := int64((w.TTL + time.Millisecond - 1) / time.Millisecond)
 	var want []byte // "" when old == 0
 	if old != 0 {
 		want = binary.BigEndian.AppendUint64(make([]byte, 0, 8), old)
 	}
-	val := make([]byte, 8, 8+len(data))
-	binary.BigEndian.PutUint64(val, next)
-	val = append(val, data...)
-
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redis compare-and-swap: %w", err)
-	}
-	key := s.key(id)
-	cmd := goredis.NewCmd(ctx, "evalsha", casScript.Hash(), 1, key, want, val, ms)
-	cmd.SetFirstKeyPos(3) // the key, for Redis Cluster
-	s.pipe.do(cmd)
-	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT ") {
-		cmd = casScript.Eval(ctx, s.conn, []string{key}, want, val, ms)
-	}
-	n, err := cmd.Int64()
+	val := make([]byte, 8, 8+len(w.Data))
+	binary.BigEndian.PutUint64(val, w.Version)
+	val = append(val, w.Data...)
+	n, err := s.run(ctx, casScript, s.key(key), want, val, ms)
 	if err != nil {
 		return fmt.Errorf("redis compare-and-swap: %w", err)
+	}
+	if n != 1 {
+		return session.ErrConflict
+	}
+	return nil
+}
+
+// Delete removes the record under key if its version is version (0: any,
+// a plain DEL); see session.Store.
+func (s *Store) Delete(ctx context.Context, key string, version uint64) error {
+	if version == 0 {
+		if err := s.storage.DeleteWithContext(ctx, s.key(key)); err != nil {
+			return fmt.Errorf("redis delete: %w", err)
+		}
+		return nil
+	}
+	want := binary.BigEndian.AppendUint64(make([]byte, 0, 8), version)
+	n, err := s.run(ctx, delScript, s.key(key), want)
+	if err != nil {
+		return fmt.Errorf("redis delete: %w", err)
 	}
 	if n != 1 {
 		return session.ErrConflict

@@ -77,9 +77,12 @@ func TestOneRoundTrip(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, redisstore.Options{URL: srv.URL()})
 
-	// Warm up: connect, and load the script (the first CompareAndSwap may be
-	// EVALSHA answered NOSCRIPT, then EVAL).
+	// Warm up: connect, and load the scripts (the first CompareAndSwap or
+	// versioned Delete may be EVALSHA answered NOSCRIPT, then EVAL).
 	mustCAS(t, s, "warm", 0, 1, "w")
+	if err := s.Delete(ctx, "warm", 1); err != nil { // loads the delete script
+		t.Fatal(err)
+	}
 	mustCAS(t, s, "rt", 0, 1, "v1")
 
 	// A script's own commands show in commandstats too: a CompareAndSwap is
@@ -93,17 +96,25 @@ func TestOneRoundTrip(t *testing.T) {
 		{"get found", func() error { return wantGet(ctx, s, "rt", true) }, map[string]int64{"get": 1}},
 		{"get missing", func() error { return wantGet(ctx, s, "rt-missing", false) }, map[string]int64{"get": 1}},
 		{"create", func() error {
-			return s.CompareAndSwap(ctx, "rt-new", 0, 1, []byte("n"), time.Minute)
+			return s.CompareAndSwap(ctx, "rt-new", 0, session.Write{Version: 1, Data: []byte("n"), TTL: time.Minute})
 		}, map[string]int64{"evalsha": 1, "get": 1, "set": 1}},
 		{"swap", func() error {
-			return s.CompareAndSwap(ctx, "rt", 1, 2, []byte("v2"), time.Minute)
+			return s.CompareAndSwap(ctx, "rt", 1, session.Write{Version: 2, Data: []byte("v2"), TTL: time.Minute})
 		}, map[string]int64{"evalsha": 1, "get": 1, "set": 1}},
 		{"conflict", func() error {
-			if err := s.CompareAndSwap(ctx, "rt", 1, 2, []byte("stale"), time.Minute); !errors.Is(err, session.ErrConflict) {
+			if err := s.CompareAndSwap(ctx, "rt", 1, session.Write{Version: 2, Data: []byte("stale"), TTL: time.Minute}); !errors.Is(err, session.ErrConflict) {
 				return fmt.Errorf("stale swap: err = %v, want ErrConflict", err)
 			}
 			return nil
 		}, map[string]int64{"evalsha": 1, "get": 1}},
+		{"delete a version", func() error { return s.Delete(ctx, "rt", 2) }, map[string]int64{"evalsha": 1, "get": 1, "del": 1}},
+		{"delete of a missing version conflicts", func() error {
+			if err := s.Delete(ctx, "rt", 2); !errors.Is(err, session.ErrConflict) {
+				return fmt.Errorf("delete of a deleted record: err = %v, want ErrConflict", err)
+			}
+			return nil
+		}, map[string]int64{"evalsha": 1, "get": 1}},
+		{"delete any version", func() error { return s.Delete(ctx, "rt-new", 0) }, map[string]int64{"del": 1}},
 		{"ping", func() error { return s.Ping(ctx) }, map[string]int64{"ping": 1}},
 	}
 	for _, tt := range tests {
@@ -355,20 +366,20 @@ func TestKeyLayout(t *testing.T) {
 	tests := []struct {
 		name, prefix, wantPrefix string
 	}{
-		{"default prefix", "", "tote:session:"},
+		{"default prefix", "", "tote:"},
 		{"own prefix", "cart:", "cart:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t, redisstore.Options{URL: srv.URL(), Prefix: tt.prefix})
-			id := "layout-" + strings.ReplaceAll(tt.name, " ", "-")
+			id := "session:layout-" + strings.ReplaceAll(tt.name, " ", "-")
 			key := tt.wantPrefix + id
 
 			mustCAS(t, s, id, 0, 7, "payload")
 			wantValue(t, rdb, key, 7, "payload")
 			wantPTTL(t, rdb, key, 90*time.Second)
 
-			if err := s.CompareAndSwap(ctx, id, 7, 8, []byte("second"), 30*time.Second); err != nil {
+			if err := s.CompareAndSwap(ctx, id, 7, session.Write{Version: 8, Data: []byte("second"), TTL: 30 * time.Second}); err != nil {
 				t.Fatal(err)
 			}
 			wantValue(t, rdb, key, 8, "second")
@@ -376,6 +387,15 @@ func TestKeyLayout(t *testing.T) {
 
 			if n, err := rdb.Exists(ctx, id).Result(); err != nil || n != 0 {
 				t.Fatalf("EXISTS %s (no prefix) = %d, %v; want 0", id, n, err)
+			}
+
+			// TTL 0: the key never expires (an account).
+			if err := s.CompareAndSwap(ctx, id, 8, session.Write{Version: 9, Data: []byte("forever")}); err != nil {
+				t.Fatal(err)
+			}
+			wantValue(t, rdb, key, 9, "forever")
+			if ttl, err := rdb.PTTL(ctx, key).Result(); err != nil || ttl != -1 {
+				t.Fatalf("PTTL %s = %v, %v; want -1 (no expiry)", key, ttl, err)
 			}
 		})
 	}
@@ -409,7 +429,7 @@ func TestForeignValues(t *testing.T) {
 			if err != nil || found || rec.Version != 0 || rec.Data != nil {
 				t.Fatalf("Get = %+v, %v, %v; want zero record, false, nil", rec, found, err)
 			}
-			if err := s.CompareAndSwap(ctx, id, 5, 6, []byte("x"), time.Minute); !errors.Is(err, session.ErrConflict) {
+			if err := s.CompareAndSwap(ctx, id, 5, session.Write{Version: 6, Data: []byte("x"), TTL: time.Minute}); !errors.Is(err, session.ErrConflict) {
 				t.Fatalf("swap from version 5: err = %v, want ErrConflict", err)
 			}
 			if got, err := rdb.Get(ctx, key).Result(); err != nil || got != tt.value {
@@ -430,14 +450,13 @@ func TestCompareAndSwapRejectsBadArguments(t *testing.T) {
 		next uint64
 		ttl  time.Duration
 	}{
-		{"zero ttl", 1, 0},
 		{"negative ttl", 1, -time.Second},
 		{"next version 0", 0, time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := "bad-" + strings.ReplaceAll(tt.name, " ", "-")
-			err := s.CompareAndSwap(context.Background(), id, 0, tt.next, []byte("x"), tt.ttl)
+			err := s.CompareAndSwap(context.Background(), id, 0, session.Write{Version: tt.next, Data: []byte("x"), TTL: tt.ttl})
 			if err == nil || errors.Is(err, session.ErrConflict) {
 				t.Fatalf("CompareAndSwap(next %d, ttl %v): err = %v, want an argument error", tt.next, tt.ttl, err)
 			}
@@ -476,7 +495,7 @@ func ops(s *redisstore.Store, tag string) []op {
 	return []op{
 		{"Get", func() error { _, _, err := s.Get(ctx, tag+"-get"); return err }},
 		{"CompareAndSwap", func() error {
-			return s.CompareAndSwap(ctx, tag+"-cas", 0, 1, []byte("x"), time.Minute)
+			return s.CompareAndSwap(ctx, tag+"-cas", 0, session.Write{Version: 1, Data: []byte("x"), TTL: time.Minute})
 		}},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}
@@ -502,7 +521,7 @@ func mustRecover(tb testing.TB, s *redisstore.Store, id string) {
 		tb.Fatalf("Ping after Redis came back: %v", err)
 	}
 	mustCAS(tb, s, id, 0, 1, "back")
-	if err := s.CompareAndSwap(ctx, id, 1, 2, []byte("again"), time.Minute); err != nil {
+	if err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 2, Data: []byte("again"), TTL: time.Minute}); err != nil {
 		tb.Fatalf("swap after Redis came back: %v", err)
 	}
 	rec, found, err := s.Get(ctx, id)
@@ -513,7 +532,7 @@ func mustRecover(tb testing.TB, s *redisstore.Store, id string) {
 
 func mustCAS(tb testing.TB, s session.Store, id string, old, next uint64, data string) {
 	tb.Helper()
-	if err := s.CompareAndSwap(context.Background(), id, old, next, []byte(data), 90*time.Second); err != nil {
+	if err := s.CompareAndSwap(context.Background(), id, old, session.Write{Version: next, Data: []byte(data), TTL: 90 * time.Second}); err != nil {
 		tb.Fatalf("CompareAndSwap(%s, %d -> %d): %v", id, old, next, err)
 	}
 }

@@ -33,7 +33,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("create then get", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "create")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("hello"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("hello"), TTL: ttl}); err != nil {
 			t.Fatalf("create: %v", err)
 		}
 		mustGet(t, s, id, 1, "hello")
@@ -42,10 +42,10 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("create over existing conflicts", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "dup")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("first"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("first"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
-		err := s.CompareAndSwap(ctx, id, 0, 1, []byte("second"), ttl)
+		err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("second"), TTL: ttl})
 		if !errors.Is(err, session.ErrConflict) {
 			t.Fatalf("second create: err = %v, want ErrConflict", err)
 		}
@@ -55,10 +55,10 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("swap with right version", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "swap")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("v1"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("v1"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompareAndSwap(ctx, id, 1, 2, []byte("v2"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 2, Data: []byte("v2"), TTL: ttl}); err != nil {
 			t.Fatalf("swap 1->2: %v", err)
 		}
 		mustGet(t, s, id, 2, "v2")
@@ -67,13 +67,13 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("swap with stale version conflicts", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "stale")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("v1"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("v1"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompareAndSwap(ctx, id, 1, 2, []byte("v2"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 2, Data: []byte("v2"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
-		err := s.CompareAndSwap(ctx, id, 1, 3, []byte("stale"), ttl)
+		err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 3, Data: []byte("stale"), TTL: ttl})
 		if !errors.Is(err, session.ErrConflict) {
 			t.Fatalf("stale swap: err = %v, want ErrConflict", err)
 		}
@@ -83,7 +83,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("swap of missing record conflicts", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "gone")
-		err := s.CompareAndSwap(ctx, id, 7, 8, []byte("resurrected"), ttl)
+		err := s.CompareAndSwap(ctx, id, 7, session.Write{Version: 8, Data: []byte("resurrected"), TTL: ttl})
 		if !errors.Is(err, session.ErrConflict) {
 			t.Fatalf("swap of missing: err = %v, want ErrConflict", err)
 		}
@@ -99,7 +99,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 		for i := range data {
 			data[i] = byte(i * 7)
 		}
-		if err := s.CompareAndSwap(ctx, id, 0, 1<<40+3, data, ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1<<40 + 3, Data: data, TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
 		rec, found, err := s.Get(ctx, id)
@@ -112,7 +112,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("record expires after ttl", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "expire")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("short"), 300*time.Millisecond); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("short"), TTL: 300 * time.Millisecond}); err != nil {
 			t.Fatal(err)
 		}
 		mustGet(t, s, id, 1, "short")
@@ -122,10 +122,10 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 		}
 		// An expired record counts as absent: it can be created again, and a
 		// swap against its old version is refused.
-		if err := s.CompareAndSwap(ctx, id, 1, 2, []byte("stale"), ttl); !errors.Is(err, session.ErrConflict) {
+		if err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 2, Data: []byte("stale"), TTL: ttl}); !errors.Is(err, session.ErrConflict) {
 			t.Fatalf("swap of expired record: err = %v, want ErrConflict", err)
 		}
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("again"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("again"), TTL: ttl}); err != nil {
 			t.Fatalf("create over expired record: %v", err)
 		}
 		mustGet(t, s, id, 1, "again")
@@ -135,11 +135,11 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 		s := open(t)
 		id := uniq(t, "slide")
 		short := 500 * time.Millisecond
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("a"), short); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("a"), TTL: short}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond)
-		if err := s.CompareAndSwap(ctx, id, 1, 2, []byte("b"), short); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 1, session.Write{Version: 2, Data: []byte("b"), TTL: short}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(350 * time.Millisecond) // 650 ms after the first write, 350 ms after the second
@@ -149,7 +149,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 	t.Run("concurrent swaps: exactly one winner per version", func(t *testing.T) {
 		s := open(t)
 		id := uniq(t, "race")
-		if err := s.CompareAndSwap(ctx, id, 0, 1, []byte("0"), ttl); err != nil {
+		if err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("0"), TTL: ttl}); err != nil {
 			t.Fatal(err)
 		}
 		// 8 writers each add 25 increments with read-modify-CAS loops; every
@@ -169,7 +169,7 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 					}
 					var n int
 					fmt.Sscan(string(rec.Data), &n)
-					err = s.CompareAndSwap(ctx, id, rec.Version, rec.Version+1, []byte(fmt.Sprint(n+1)), ttl)
+					err = s.CompareAndSwap(ctx, id, rec.Version, session.Write{Version: rec.Version + 1, Data: []byte(fmt.Sprint(n + 1)), TTL: ttl})
 					switch {
 					case err == nil:
 						done++
@@ -187,11 +187,155 @@ func Run(t *testing.T, open func(tb testing.TB) session.Store) {
 		t.Logf("%d increments, %d conflicts retried", writers*each, conflicts.Load())
 	})
 
+	t.Run("delete", func(t *testing.T) {
+		// Each case starts from a record at version 1 (unless missing), may
+		// change it to version 2, then deletes.
+		tests := []struct {
+			name     string
+			missing  bool   // no record to start with
+			changed  bool   // swapped to version 2 before the delete
+			version  uint64 // what Delete is given
+			wantErr  error
+			wantKept uint64 // the version left behind; 0: none
+		}{
+			{name: "unconditional", version: 0},
+			{name: "unconditional after a change", changed: true, version: 0},
+			{name: "versioned", version: 1},
+			{name: "versioned, the changed version", changed: true, version: 2},
+			{name: "versioned on a changed record conflicts", changed: true, version: 1, wantErr: session.ErrConflict, wantKept: 2},
+			{name: "versioned with a version never stored conflicts", version: 9, wantErr: session.ErrConflict, wantKept: 1},
+			{name: "versioned on a missing record conflicts", missing: true, version: 1, wantErr: session.ErrConflict},
+			{name: "unconditional on a missing record", missing: true, version: 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := open(t)
+				id := uniq(t, "delete")
+				if !tt.missing {
+					mustCAS(t, s, id, 0, session.Write{Version: 1, Data: []byte("v1"), TTL: ttl})
+				}
+				if tt.changed {
+					mustCAS(t, s, id, 1, session.Write{Version: 2, Data: []byte("v2"), TTL: ttl})
+				}
+				err := s.Delete(ctx, id, tt.version)
+				if !errors.Is(err, tt.wantErr) || (err != nil) != (tt.wantErr != nil) {
+					t.Fatalf("Delete(%d) = %v, want %v", tt.version, err, tt.wantErr)
+				}
+				if tt.wantKept != 0 {
+					mustGet(t, s, id, tt.wantKept, fmt.Sprint("v", tt.wantKept))
+				} else {
+					mustNotFind(t, s, id)
+				}
+			})
+		}
+	})
+
+	t.Run("no resurrection after delete", func(t *testing.T) {
+		s := open(t)
+		id := uniq(t, "resurrect")
+		mustCAS(t, s, id, 0, session.Write{Version: 1, Data: []byte("v1"), TTL: ttl})
+		mustCAS(t, s, id, 1, session.Write{Version: 2, Data: []byte("v2"), TTL: ttl})
+		if err := s.Delete(ctx, id, 0); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		// A writer that read version 2 before the delete cannot write it
+		// back.
+		err := s.CompareAndSwap(ctx, id, 2, session.Write{Version: 3, Data: []byte("back"), TTL: ttl})
+		if !errors.Is(err, session.ErrConflict) {
+			t.Fatalf("swap from the deleted version: err = %v, want ErrConflict", err)
+		}
+		mustNotFind(t, s, id)
+		// A create is a new record.
+		mustCAS(t, s, id, 0, session.Write{Version: 7, Data: []byte("new"), TTL: ttl})
+		mustGet(t, s, id, 7, "new")
+		if err := s.Delete(ctx, id, 7); err != nil {
+			t.Fatalf("versioned Delete of the new record: %v", err)
+		}
+		mustNotFind(t, s, id)
+	})
+
+	t.Run("ttl 0 never expires", func(t *testing.T) {
+		s := open(t)
+		forever, short := uniq(t, "forever"), uniq(t, "short")
+		const shortTTL = 300 * time.Millisecond
+		mustCAS(t, s, forever, 0, session.Write{Version: 1, Data: []byte("account")})
+		mustCAS(t, s, short, 0, session.Write{Version: 1, Data: []byte("session"), TTL: shortTTL})
+		// Once the short record, written after it, has expired, the record
+		// without a TTL is still there.
+		waitGone(t, s, short, 10*shortTTL)
+		mustGet(t, s, forever, 1, "account")
+		// A later write with a TTL gives it one.
+		mustCAS(t, s, forever, 1, session.Write{Version: 2, Data: []byte("now with ttl"), TTL: shortTTL})
+		mustGet(t, s, forever, 2, "now with ttl")
+		waitGone(t, s, forever, 10*shortTTL)
+	})
+
+	t.Run("evictable records behave the same without a cap", func(t *testing.T) {
+		s := open(t)
+		id := uniq(t, "evictable")
+		mustCAS(t, s, id, 0, session.Write{Version: 1, Data: []byte("visits"), TTL: ttl, Evictable: true})
+		mustGet(t, s, id, 1, "visits")
+		err := s.CompareAndSwap(ctx, id, 0, session.Write{Version: 1, Data: []byte("dup"), TTL: ttl, Evictable: true})
+		if !errors.Is(err, session.ErrConflict) {
+			t.Fatalf("create over an evictable record: err = %v, want ErrConflict", err)
+		}
+		mustCAS(t, s, id, 1, session.Write{Version: 2, Data: []byte("cart"), TTL: ttl})
+		mustCAS(t, s, id, 2, session.Write{Version: 3, Data: []byte("visits again"), TTL: ttl, Evictable: true})
+		mustGet(t, s, id, 3, "visits again")
+		// Many evictable records are all kept.
+		ids := make([]string, 50)
+		for i := range ids {
+			ids[i] = uniq(t, "evictable-many")
+			mustCAS(t, s, ids[i], 0, session.Write{Version: 1, Data: []byte("v"), TTL: ttl, Evictable: true})
+		}
+		for _, id := range ids {
+			mustGet(t, s, id, 1, "v")
+		}
+		if err := s.Delete(ctx, id, 3); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		mustNotFind(t, s, id)
+	})
+
 	t.Run("ping", func(t *testing.T) {
 		if err := open(t).Ping(ctx); err != nil {
 			t.Fatalf("Ping: %v", err)
 		}
 	})
+}
+
+func mustCAS(tb testing.TB, s session.Store, id string, old uint64, w session.Write) {
+	tb.Helper()
+	if err := s.CompareAndSwap(context.Background(), id, old, w); err != nil {
+		tb.Fatalf("CompareAndSwap(%s, %d->%d): %v", id, old, w.Version, err)
+	}
+}
+
+func mustNotFind(tb testing.TB, s session.Store, id string) {
+	tb.Helper()
+	rec, found, err := s.Get(context.Background(), id)
+	if err != nil || found || rec.Version != 0 || rec.Data != nil {
+		tb.Fatalf("Get(%s) = %+v, %v, %v; want zero record, false, nil", id, rec, found, err)
+	}
+}
+
+// waitGone polls until id is no longer found, for at most timeout.
+func waitGone(tb testing.TB, s session.Store, id string, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, found, err := s.Get(context.Background(), id)
+		if err != nil {
+			tb.Fatalf("Get(%s): %v", id, err)
+		}
+		if !found {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s still there %v after its write", id, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func mustGet(tb testing.TB, s session.Store, id string, version uint64, data string) {
@@ -207,7 +351,7 @@ func mustGet(tb testing.TB, s session.Store, id string, version uint64, data str
 
 var seq atomic.Int64
 
-// uniq returns an id no other subtest or run uses.
+// uniq returns a key no other subtest or run uses.
 func uniq(tb testing.TB, name string) string {
-	return fmt.Sprintf("storetest-%s-%d-%d", name, time.Now().UnixNano(), seq.Add(1))
+	return fmt.Sprintf("session:storetest-%s-%d-%d", name, time.Now().UnixNano(), seq.Add(1))
 }

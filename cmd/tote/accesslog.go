@@ -1,56 +1,12 @@
 package main
 
 import (
-	"context"
 	"io"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/gofiber/fiber/v2"
-
-	"tote/session"
 )
-
-// GET /readyz: 200 when the session store answers, else 503.
-func (s *server) ready(c *fiber.Ctx) error {
-	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
-	defer cancel()
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	if err := s.sessions.Ping(ctx); err != nil {
-		c.Set(fiber.HeaderRetryAfter, retryAfter)
-		return c.Status(fiber.StatusServiceUnavailable).SendString("not ready: the session store does not answer\n")
-	}
-	return c.SendString("ready\n")
-}
-
-// observe logs one line per request and counts it in the metrics. Errors
-// are turned into responses here, by the ErrorHandler, so that the line and
-// the metrics show the status the client got.
-func (s *server) observe(c *fiber.Ctx) error {
-	start := time.Now()
-	if err := c.Next(); err != nil {
-		if err := c.App().ErrorHandler(c, err); err != nil {
-			_ = c.SendStatus(fiber.StatusInternalServerError)
-		}
-	}
-	took := time.Since(start)
-	status := c.Response().StatusCode()
-	route := routeLabel(c)
-	s.metrics.request(route, c.Method(), status, took)
-	short := "" // the session id's first 6 characters: never the whole id
-	if id := c.Cookies(cookieName); session.ValidID(id) {
-		short = id[:6]
-	}
-	bp := lineBufs.Get().(*[]byte)
-	*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short)
-	s.access.Write(*bp)
-	lineBufs.Put(bp)
-	return nil
-}
-
-var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // appendRequestLine appends the log line of a request, as slog's
 // JSONHandler writes s.log.LogAttrs(ctx, slog.LevelInfo, "request", ...)
@@ -81,12 +37,12 @@ func appendRequestLine(b []byte, t time.Time, method, path, route string, status
 	return append(b, "}\n"...)
 }
 
-// appendLogString appends s as slog's JSONHandler does: like
-// appendJSONString, but leaving <, > and & as they are.
+// appendLogString appends s as slog's JSONHandler does (see
+// appendLogEscaped), plain strings without a second look.
 func appendLogString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			return appendJSONStringOf(b, s, false)
+			return appendLogEscaped(b, s)
 		}
 	}
 	b = append(b, '"')
@@ -179,15 +135,51 @@ func (l *logWriter) Close() error {
 	return l.Flush()
 }
 
-// routeLabel is the route a request took, as registered ("/api/cart/items/:id"),
-// or "unmatched": a bounded set of metric labels.
-func routeLabel(c *fiber.Ctx) string {
-	r := c.Route()
-	if r == nil || r.Path == "/" && c.Path() != "/" || r.Path == "" {
-		return "unmatched"
+// appendLogEscaped appends s as a JSON string the way slog's JSONHandler
+// writes it: <, > and & as they are; ", \\, \n, \r and \t with a
+// backslash; other control characters, U+2028 and U+2029 as \u00XX and
+// \u202X; invalid UTF-8 as \ufffd.
+func appendLogEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			if r == utf8.RuneError {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
-	if r.Path == "/static" {
-		return "/static/*"
-	}
-	return r.Path
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

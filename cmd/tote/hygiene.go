@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"syscall"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+)
+
+// framing refuses a request whose length is given twice over, both
+// Transfer-Encoding and Content-Length (a pattern of request smuggling), with
+// 400, and closes its connection (RFC 9112 6.1). fasthttp already refuses two
+// different Content-Lengths and a transfer coding other than chunked
+// (refuseEarly answers them), and marks a request with both headers to close
+// its connection, which is when this middleware looks at the raw headers.
+func framing(c *fiber.Ctx) error {
+	h := &c.Request().Header
+	if h.ConnectionClose() && hasHeader(h.RawHeaders(), "transfer-encoding") && hasHeader(h.RawHeaders(), "content-length") {
+		c.Context().SetConnectionClose()
+		return badRequest("The request has both Transfer-Encoding and Content-Length; send one.")
+	}
+	return c.Next()
+}
+
+// hasHeader reports whether raw request headers have a header named name
+// (lower-case), in any case.
+func hasHeader(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if i := bytes.IndexByte(line, ':'); i >= 0 && strings.EqualFold(string(bytes.TrimSpace(line[:i])), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseEarly is fasthttp's ErrorHandler: it answers a request refused
+// before it is routed (a body or headers too large, a malformed message, a
+// request that took too long to arrive), as JSON for a request of the API
+// and as text otherwise, and closes the connection. The request's path is
+// not known here; the connection's latest request line tells it (see
+// conn).
+func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
+	var status int
+	var code, message string
+	var small *fasthttp.ErrSmallBuffer
+	msg := err.Error()
+	switch {
+	case errors.As(err, &small), strings.Contains(msg, "too large") && strings.Contains(msg, "header"):
+		status, code, message = fiber.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "The request's headers are larger than 16 KiB."
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status, code, message = fiber.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 4096 bytes."
+	case strings.Contains(msg, "unsupported transfer-encoding"):
+		status, code, message = fiber.StatusNotImplemented, "not_implemented", "The request's Transfer-Encoding is not supported; send the body as it is, or chunked."
+	case strings.Contains(msg, "timeout"), errors.Is(err, syscall.ETIMEDOUT):
+		status, code, message = fiber.StatusRequestTimeout, "request_timeout", "The request took too long to arrive."
+	default:
+		status, code, message = fiber.StatusBadRequest, "invalid_request", "The request is not a well-formed HTTP request."
+	}
+	ctx.SetConnectionClose()
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	path := ""
+	if c, ok := ctx.Conn().(*conn); ok {
+		path = c.path()
+	}
+	if path == "/api" || strings.HasPrefix(path, "/api/") {
+		ctx.SetContentType(fiber.MIMEApplicationJSON)
+		ctx.SetBody(errorJSON(code, message))
+	} else {
+		ctx.SetContentType(fiber.MIMETextPlainCharsetUTF8)
+		ctx.SetBodyString(message + "\n")
+	}
+	s.metrics.request("unmatched", "OTHER", status, 0)
+}
+
+// maxConnections is how many connections tote serves at once: fewer than
+// it may have file descriptors (Go raises the soft limit to the hard one
+// at start), keeping some for the store, the log and the listener, so that
+// a flood of connections meets a refusal, not a failed accept.
+func maxConnections() int {
+	const reserve, most = 48, 256 * 1024
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur > most+reserve {
+		return most
+	}
+	return max(int(l.Cur)-reserve, 8)
+}
