@@ -29,6 +29,7 @@ type bench struct {
 	dir        string // temporary: logs, data, script, id files
 	wrk        string // wrk's path
 	tote       string // the built tote
+	versus     string // -versus: the other build, or ""
 	self       string // this binary, for -hello and -naive
 	out        io.Writer
 	scriptFile string
@@ -152,150 +153,221 @@ func isNaive(store string) bool { return strings.HasPrefix(store, "naive-") }
 // naive-redis), and measures each route, then contention. It returns the
 // table's rows and the lines printed after the table.
 func (b *bench) store(ctx context.Context, store string) ([]row, []string, error) {
-	addr, err := freeAddr()
+	t, err := b.startTarget(store, "", b.tote)
 	if err != nil {
 		return nil, nil, err
 	}
-	naive := isNaive(store)
-	var redisAddr string
-	if store == "redis" || store == "naive-redis" {
-		var rp *proc
-		rp, redisAddr, err = startRedis(b.dir, filepath.Join(b.dir, store+"-server.log"))
-		if err != nil {
-			return nil, nil, err
-		}
-		defer rp.stop()
-	}
-	debugAddr := ""
-	var p *proc
-	var logFile, ready string
-	if naive {
-		args := []string{"-naive", addr, "-naive-store", strings.TrimPrefix(store, "naive-"), "-naive-catalog", b.catalog}
-		if redisAddr != "" {
-			args = append(args, "-naive-redis", redisAddr)
-		}
-		if !b.o.naiveRead {
-			args = append(args, "-naive-read-save=false")
-		}
-		logFile, ready = filepath.Join(b.dir, store+".log"), servedPath
-		// -env's runtime settings (GOGC ...) apply to both designs.
-		p, err = start(store, b.self, args, b.o.toteEnv, logFile)
-	} else {
-		env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
-		switch store {
-		case "file":
-			env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"))
-		case "redis":
-			env = append(env, "REDIS_URL=redis://"+redisAddr+"/0")
-		}
-		if b.o.profileDir != "" {
-			if debugAddr, err = freeAddr(); err != nil {
-				return nil, nil, err
-			}
-			env = append(env, "DEBUG_ADDR="+debugAddr)
-		}
-		logFile, ready = filepath.Join(b.dir, "tote-"+store+".log"), "/readyz"
-		p, err = start("tote", b.tote, nil, env, logFile)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer p.stop()
-	base := "http://" + addr
-	if err := waitHTTP(p, base+ready); err != nil {
-		return nil, nil, fmt.Errorf("%w; see %s", err, logFile)
-	}
-
-	if naive && b.o.profileDir != "" {
-		fmt.Fprintf(b.out, "# %s: no CPU profile (-cpuprofile profiles tote only)\n", store)
-	}
-	fmt.Fprintf(b.out, "# %s: creating %d sessions ...\n", store, b.o.sessions)
-	c := newClient(base)
-	c.naive = naive
-	ids, err := c.createPool(b.o.sessions, b.cartBooks)
-	if err != nil {
-		return nil, nil, err
-	}
-	idFile := filepath.Join(b.dir, "ids-"+store+".txt")
-	if err := os.WriteFile(idFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
-		return nil, nil, err
-	}
+	defer t.stop()
 
 	var rows []row
 	var lines []string
 	for _, route := range b.o.routes {
-		var profile chan error
-		if debugAddr != "" {
-			// The profile covers the warm-up and the runs of tote, and the
-			// baseline's runs in between, when tote idles.
-			profile = make(chan error, 1)
-			go func() {
-				profile <- fetchProfile(ctx, debugAddr, b.o.warmup+2*b.o.seconds, filepath.Join(b.o.profileDir, store+"-"+route+".pprof"))
-			}()
-		}
-		before, err := b.counters(c, redisAddr)
+		// The profile covers the warm-up and the runs of tote, and the
+		// baseline's runs in between, when tote idles.
+		profile := b.startProfile(ctx, t, store+"-"+route, b.o.warmup+2*b.o.seconds)
+		before, err := b.counters(t.client, t.redisAddr)
 		if err != nil {
 			return nil, nil, err
 		}
-		res, hello, err := b.cell(ctx, base+"/", route, idFile)
+		res, hello, err := b.cell(ctx, t.base+"/", route, t.idFile)
 		if err != nil {
 			return nil, nil, err
 		}
 		r := row{store: store, route: routeNames[route], res: res, hello: hello, roundTrips: -1}
-		if redisAddr != "" {
+		if t.redisAddr != "" {
 			time.Sleep(200 * time.Millisecond) // the requests in flight when wrk stopped
-			after, err := b.counters(c, redisAddr)
-			if err != nil {
+			if r.roundTrips, err = b.perRequest(t, before); err != nil {
 				return nil, nil, err
 			}
-			// Per request that tote served: wrk does not count the ones
-			// still in flight when it stops.
-			r.roundTrips = float64(b.roundTrips(store, before.redis, after.redis)) / float64(after.served-before.served)
 		}
-		if profile != nil {
-			if err := <-profile; err != nil {
-				return nil, nil, err
-			}
+		if err := profile(); err != nil {
+			return nil, nil, err
 		}
 		fmt.Fprintf(b.out, "# %s %s: %.0f requests/s, %.2f of the hello world's %.0f\n", store, r.route, res.rps(), r.ratio(), hello.rps())
 		rows = append(rows, r)
 	}
 
-	if redisAddr != "" {
-		// A new visitor's read: no cookie, so no session to load.
-		before, err := commandCalls(redisAddr)
-		if err != nil {
-			return nil, nil, err
-		}
-		const n = 200
-		for range n {
-			if _, err := c.do("GET", "/api/cart", "", "", nil); err != nil {
-				return nil, nil, err
-			}
-		}
-		after, err := commandCalls(redisAddr)
-		if err != nil {
-			return nil, nil, err
-		}
+	if t.redisAddr != "" {
 		label := "redis round trips"
-		if naive {
+		if t.naive {
 			label += ", " + store
 		}
-		lines = append(lines, fmt.Sprintf("%s: a new visitor's GET /api/cart (no cookie): %.2f per request (%d requests)",
-			label, float64(b.roundTrips(store, before, after))/n, n))
-	}
-
-	if b.o.contention {
-		line, err := b.contention(ctx, store, base, c)
+		line, err := b.newVisitor(t, label)
 		if err != nil {
 			return nil, nil, err
 		}
 		lines = append(lines, line)
 	}
-	if done, err := p.exited(); done {
-		return nil, nil, fmt.Errorf("%s exited during the benchmark (%v); see %s", p.name, err, logFile)
+
+	if b.o.contention {
+		line, err := b.contention(ctx, store, t.base, t.client)
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, line)
+	}
+	if err := t.check(); err != nil {
+		return nil, nil, err
 	}
 	return rows, lines, nil
+}
+
+// target is one server under measurement on one store: tote (a build of
+// it) or the naive baseline, with its own session pool and, on redis, its
+// own redis-server.
+type target struct {
+	store     string
+	tag       string // "" or, for a second build on the same store, "-versus": in file names
+	naive     bool
+	proc      *proc
+	redis     *proc // nil but on redis and naive-redis
+	redisAddr string
+	debugAddr string // tote's DEBUG_ADDR with -cpuprofile, else ""
+	logFile   string
+	base      string // http://ADDR
+	client    *client
+	idFile    string // the pool's session ids, one a line
+}
+
+// startTarget starts bin (tote, or with a naive store this binary's naive
+// baseline) on store, with a redis-server of its own on redis, waits until
+// it is ready and creates its pool of sessions. tag tells its files apart
+// from another target's on the same store: its DATA_DIR, logs and ids.
+func (b *bench) startTarget(store, tag, bin string) (*target, error) {
+	t := &target{store: store, tag: tag, naive: isNaive(store)}
+	started := false
+	defer func() {
+		if !started {
+			t.stop()
+		}
+	}()
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if store == "redis" || store == "naive-redis" {
+		t.redis, t.redisAddr, err = startRedis(b.dir, filepath.Join(b.dir, store+tag+"-server.log"))
+		if err != nil {
+			return nil, err
+		}
+	}
+	var ready string
+	if t.naive {
+		args := []string{"-naive", addr, "-naive-store", strings.TrimPrefix(store, "naive-"), "-naive-catalog", b.catalog}
+		if t.redisAddr != "" {
+			args = append(args, "-naive-redis", t.redisAddr)
+		}
+		if !b.o.naiveRead {
+			args = append(args, "-naive-read-save=false")
+		}
+		t.logFile, ready = filepath.Join(b.dir, store+tag+".log"), servedPath
+		// -env's runtime settings (GOGC ...) apply to both designs.
+		t.proc, err = start(store, b.self, args, b.o.toteEnv, t.logFile)
+	} else {
+		env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
+		switch store {
+		case "file":
+			env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"+tag))
+		case "redis":
+			env = append(env, "REDIS_URL=redis://"+t.redisAddr+"/0")
+		}
+		if b.o.profileDir != "" {
+			if t.debugAddr, err = freeAddr(); err != nil {
+				return nil, err
+			}
+			env = append(env, "DEBUG_ADDR="+t.debugAddr)
+		}
+		t.logFile, ready = filepath.Join(b.dir, "tote-"+store+tag+".log"), "/readyz"
+		t.proc, err = start("tote"+tag, bin, nil, env, t.logFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.base = "http://" + addr
+	if err := waitHTTP(t.proc, t.base+ready); err != nil {
+		return nil, fmt.Errorf("%w; see %s", err, t.logFile)
+	}
+
+	if t.naive && b.o.profileDir != "" {
+		fmt.Fprintf(b.out, "# %s: no CPU profile (-cpuprofile profiles tote only)\n", store)
+	}
+	fmt.Fprintf(b.out, "# %s%s: creating %d sessions ...\n", store, tag, b.o.sessions)
+	t.client = newClient(t.base)
+	t.client.naive = t.naive
+	ids, err := t.client.createPool(b.o.sessions, b.cartBooks)
+	if err != nil {
+		return nil, err
+	}
+	t.idFile = filepath.Join(b.dir, "ids-"+store+tag+".txt")
+	if err := os.WriteFile(t.idFile, []byte(strings.Join(ids, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	started = true
+	return t, nil
+}
+
+// stop stops the server, then its redis-server.
+func (t *target) stop() {
+	if t.proc != nil {
+		t.proc.stop()
+	}
+	if t.redis != nil {
+		t.redis.stop()
+	}
+}
+
+// check returns an error if the server exited during the benchmark.
+func (t *target) check() error {
+	if done, err := t.proc.exited(); done {
+		return fmt.Errorf("%s exited during the benchmark (%v); see %s", t.proc.name, err, t.logFile)
+	}
+	return nil
+}
+
+// startProfile starts fetching a CPU profile of seconds from t into the
+// -cpuprofile directory as name.pprof, and returns a function that waits
+// for it. Without a DEBUG_ADDR it does nothing.
+func (b *bench) startProfile(ctx context.Context, t *target, name string, seconds int) func() error {
+	if t.debugAddr == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- fetchProfile(ctx, t.debugAddr, seconds, filepath.Join(b.o.profileDir, name+".pprof"))
+	}()
+	return func() error { return <-done }
+}
+
+// perRequest returns the Redis commands that t sent per request it served
+// since before. wrk does not count the requests still in flight when it
+// stops, so the requests are the server's own count.
+func (b *bench) perRequest(t *target, before counters) (float64, error) {
+	after, err := b.counters(t.client, t.redisAddr)
+	if err != nil {
+		return 0, err
+	}
+	return float64(b.roundTrips(t.store, before.redis, after.redis)) / float64(after.served-before.served), nil
+}
+
+// newVisitor measures the Redis round trips of a new visitor's read (no
+// cookie, so no session to load) on t, and returns the line to print.
+func (b *bench) newVisitor(t *target, label string) (string, error) {
+	before, err := commandCalls(t.redisAddr)
+	if err != nil {
+		return "", err
+	}
+	const n = 200
+	for range n {
+		if _, err := t.client.do("GET", "/api/cart", "", "", nil); err != nil {
+			return "", err
+		}
+	}
+	after, err := commandCalls(t.redisAddr)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s: a new visitor's GET /api/cart (no cookie): %.2f per request (%d requests)",
+		label, float64(b.roundTrips(t.store, before, after))/n, n), nil
 }
 
 // roundTrips returns the commands that the server on store sent to Redis

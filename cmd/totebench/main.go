@@ -49,6 +49,15 @@
 // (same script, a pool of its own sessions, the same interleaving with the
 // hello world); its contention line reports the visits it lost, which its
 // design allows.
+//
+// With -versus BINARY, two builds of tote are compared: on each store the
+// build (or -tote) and BINARY run side by side, each with its own port,
+// pool of sessions, DATA_DIR and redis-server, and each cell rotates
+// one-second runs of the two and of the hello world (see versus.go). The
+// table then gives both rates, their ratio, and each one's ratio to the
+// hello world.
+//
+//	go run ./cmd/totebench -tote /tmp/new -versus /tmp/old -stores memory,redis -routes post,cart -contention=false
 package main
 
 import (
@@ -81,6 +90,7 @@ type options struct {
 	profileDir  string   // -cpuprofile: a CPU profile of tote per cell
 	keep        bool     // -keep: keep the temporary directory
 	toteBin     string   // -tote: a tote binary to run instead of building one
+	versusBin   string   // -versus: a second tote binary to measure beside it
 	toteEnv     []string // -env: more environment for tote (and the naive baseline)
 	naiveRead   bool     // -naive-read-save: the naive GET /api/cart saves
 }
@@ -111,6 +121,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of tote for each cell into this directory (tote's DEBUG_ADDR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (tote's logs, the file store, wrk's script)")
 	flag.StringVar(&o.toteBin, "tote", "", "run this tote binary instead of building ./cmd/tote (to compare versions)")
+	flag.StringVar(&o.versusBin, "versus", "", "also run this tote `BINARY` on each store, beside tote (-tote or the build), in interleaved runs, and print a table of the two")
 	flag.Func("env", "`KEY=VALUE` to add to tote's environment and the naive baseline's, e.g. GOGC=200 (repeatable)", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return errors.New("want KEY=VALUE")
@@ -141,6 +152,9 @@ func main() {
 	}
 	if o.routes, err = parseList(routes, allRoutes); err != nil {
 		fail(fmt.Errorf("-routes: %w", err))
+	}
+	if o.versusBin != "" && slices.ContainsFunc(o.stores, isNaive) {
+		fail(errors.New("-versus compares two builds of tote: leave the naive-* stores out of -stores"))
 	}
 	if o.seconds < 1 || o.warmup < 0 || o.sessions < o.threads || o.threads < 1 || o.connections < o.threads {
 		fail(errors.New("need -d >= 1, -warmup >= 0, -t >= 1, -c >= -t and -sessions >= -t"))
@@ -203,8 +217,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 	b := &bench{o: o, dir: dir, wrk: wrkPath, out: out}
 	fmt.Fprintf(out, "# totebench: %s\n", b.machine())
-	fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up, then %d one-second runs interleaved with %d of the hello world; %d sessions of 3 lines; GOMAXPROCS %d\n",
-		o.threads, o.connections, o.warmup, o.seconds, o.seconds, o.sessions, runtime.NumCPU())
+	if o.versusBin != "" {
+		fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up of each build, then %d rounds of one-second runs of tote, versus and the hello world, in rotating order; %d sessions of 3 lines per build; GOMAXPROCS %d\n",
+			o.threads, o.connections, o.warmup, o.seconds, o.sessions, runtime.NumCPU())
+	} else {
+		fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up, then %d one-second runs interleaved with %d of the hello world; %d sessions of 3 lines; GOMAXPROCS %d\n",
+			o.threads, o.connections, o.warmup, o.seconds, o.seconds, o.sessions, runtime.NumCPU())
+	}
 	if slices.ContainsFunc(o.stores, isNaive) {
 		saves := "every request saves the session, GET /api/cart included"
 		if !o.naiveRead {
@@ -221,6 +240,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 	}
+	if o.versusBin != "" {
+		fmt.Fprintln(out, "# versus:", o.versusBin)
+		b.versus = o.versusBin
+	}
 	if b.self, err = os.Executable(); err != nil {
 		return err
 	}
@@ -234,6 +257,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	defer hello.stop()
+	if b.versus != "" {
+		return b.runVersus(ctx, start)
+	}
 	var rows []row
 	var lines []string
 	for _, store := range o.stores {

@@ -133,6 +133,7 @@ type result struct {
 // wrkRun is one wrk run's latency distribution: its quantiles at grid.
 type wrkRun struct {
 	requests  int64
+	duration  time.Duration
 	quantiles []time.Duration
 }
 
@@ -243,7 +244,7 @@ func (b *bench) runWrk(ctx context.Context, url, mode, idFile string, seconds in
 		if r.duration <= 0 || len(q) != len(grid) {
 			return result{}, fmt.Errorf("wrk reported no duration or no quantiles:\n%s", stdout.String())
 		}
-		r.runs = []wrkRun{{requests: r.requests, quantiles: q}}
+		r.runs = []wrkRun{{requests: r.requests, duration: r.duration, quantiles: q}}
 		return r, nil
 	}
 	return result{}, fmt.Errorf("wrk printed no result:\n%s%s", stdout.String(), stderr.String())
