@@ -3,8 +3,10 @@ package views
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
@@ -161,4 +163,36 @@ func BenchmarkShelf(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestShelfWith checks that the shelf lent to a render is the shelf HTML
+// makes, also while other renders borrow and give back their buffers.
+func TestShelfWith(t *testing.T) {
+	cat := catalog.Default()
+	shelf, err := NewShelf(cat.Products())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := Data{CSRF: fmt.Sprintf("token-%d", i)}
+			want := shelf.HTML(d)
+			for range 50 {
+				err := shelf.With(d, func(d Data) error {
+					if d.Books != want {
+						return fmt.Errorf("With lent %d bytes unlike HTML's %d", len(d.Books), len(want))
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

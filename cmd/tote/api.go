@@ -272,6 +272,7 @@ func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditi
 	if err != nil {
 		return err
 	}
+	c.Locals(userKey, a.Username)
 	var body []byte
 	acct, err := s.accounts.Update(ctx, *a, func(a *account.Account) error {
 		body = nil

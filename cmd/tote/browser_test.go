@@ -98,6 +98,10 @@ type tab struct {
 	problems []string // console errors and exceptions
 }
 
+// accountForms are the pages that answer a refused account form again,
+// with the status of the refusal.
+var accountForms = map[string]bool{"/signup": true, "/login": true, "/account/password": true, "/account/delete": true}
+
 // newTab opens a tab in parent's browser context or, with private, in a new
 // browser context of its own (like a private window: its own cookies). With
 // js false, the tab runs no script of the page.
@@ -124,9 +128,12 @@ func newTab(t *testing.T, parent context.Context, base string, js, private bool)
 			}
 			// The browser logs each refused API call (422) as an error
 			// of the network; the refusals are part of the journey.
-			// So does it each call that the test blocks on purpose.
+			// So does it each call that the test blocks on purpose,
+			// and each account form answered again as refused (a
+			// wrong password: 401).
 			refused := m.Source == "network" &&
-				(strings.Contains(m.Text, "status of 422") || strings.Contains(m.Text, "ERR_BLOCKED_BY_CLIENT"))
+				(strings.Contains(m.Text, "status of 422") || strings.Contains(m.Text, "ERR_BLOCKED_BY_CLIENT") ||
+					strings.Contains(m.Text, "status of 401") && accountForms[strings.TrimPrefix(m.URL, base)])
 			if (m.Type == chromedp.ConsoleError || m.IsException()) && !refused {
 				tb.mu.Lock()
 				tb.problems = append(tb.problems, m.String())
@@ -165,13 +172,37 @@ func (tb *tab) open(path string) {
 // path, answered 200.
 func (tb *tab) follow(sel, path string) {
 	tb.t.Helper()
+	tb.submit(sel, path, 200)
+}
+
+// submit clicks what sel selects, which must load a page (a form's button,
+// with JavaScript on or off, for a form that app.js leaves alone), and
+// checks that the page it ends on is path, answered with code (a refused
+// form is answered again with its status).
+func (tb *tab) submit(sel, path string, code int64) {
+	tb.t.Helper()
 	res, err := chromedp.RunResponse(tb.ctx, chromedp.Click(chromedp.CSS(sel)))
-	if err != nil || res.Status != 200 {
-		tb.t.Fatalf("click %s: %v %v", sel, status(res), err)
+	if err != nil || res.Status != code {
+		tb.t.Fatalf("click %s: %v %v; want %d", sel, status(res), err, code)
 	}
 	if got := strings.TrimPrefix(res.URL, tb.base); got != path {
 		tb.t.Fatalf("click %s: at %s, want %s", sel, got, path)
 	}
+}
+
+// cookie returns the browser's cookie name for the site, or nil.
+func (tb *tab) cookie(name string) *network.Cookie {
+	tb.t.Helper()
+	res, err := chromedp.Call(tb.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{tb.base + "/"}})
+	if err != nil {
+		tb.t.Fatalf("reading the cookies: %v", err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 // enhance clicks a form's button with JavaScript on, waits until cond (a JS
@@ -216,6 +247,21 @@ func (tb *tab) waitFor(cond string) {
 			tb.t.Fatalf("waiting for %s: %v (last error: %v)", cond, tb.ctx.Err(), last)
 		case <-time.After(25 * time.Millisecond):
 		}
+	}
+}
+
+// holds reports whether the JS expression cond is true within d (the
+// browser does some things, such as autofocus, in a frame after the load).
+func (tb *tab) holds(cond string, d time.Duration) bool {
+	tb.t.Helper()
+	for end := time.Now().Add(d); ; {
+		if tb.eval("!!("+cond+") ? \"yes\" : \"\"") == "yes" {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 
@@ -293,6 +339,8 @@ func TestBrowser(t *testing.T) {
 	in := startTote(t, map[string]string{"DATA_DIR": t.TempDir()})
 	t.Run("shopping with JavaScript", func(t *testing.T) { shop(t, within(t, browser), in.base, true) })
 	t.Run("shopping without JavaScript", func(t *testing.T) { shop(t, within(t, browser), in.base, false) })
+	t.Run("accounts with JavaScript", func(t *testing.T) { accounts(t, within(t, browser), in.base, true) })
+	t.Run("accounts without JavaScript", func(t *testing.T) { accounts(t, within(t, browser), in.base, false) })
 	t.Run("screenshots", func(t *testing.T) { screenshots(t, within(t, browser), in.base) })
 }
 
@@ -478,21 +526,12 @@ func shop(t *testing.T, ctx context.Context, base string, enhanced bool) {
 		if c := p.eval(`document.cookie`); strings.Contains(c, "session_id") {
 			t.Errorf("document.cookie shows the session: %q", c)
 		}
-		res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, c := range res.Cookies {
-			if c.Name == "session_id" {
-				found = true
-				if !c.HTTPOnly || c.SameSite != network.CookieSameSiteLax {
-					t.Errorf("session_id: HttpOnly %v, SameSite %q; want HttpOnly, Lax", c.HTTPOnly, c.SameSite)
-				}
-			}
-		}
-		if !found {
+		c := p.cookie("session_id")
+		switch {
+		case c == nil:
 			t.Error("the browser has no session_id cookie")
+		case !c.HTTPOnly || c.SameSite != network.CookieSameSiteLax:
+			t.Errorf("session_id: HttpOnly %v, SameSite %q; want HttpOnly, Lax", c.HTTPOnly, c.SameSite)
 		}
 	})
 
@@ -533,7 +572,8 @@ func shop(t *testing.T, ctx context.Context, base string, enhanced bool) {
 
 // a11yCheck is a JS expression that lists what a page lacks: a language,
 // one h1 and headings that skip no level, a label for each field, a name for
-// each button and link.
+// each button and link, the elements that aria-describedby names, and
+// enough contrast for each text (WCAG AA: 4.5:1, 3:1 for large text).
 const a11yCheck = `(() => {
 	const problems = [];
 	if (!document.documentElement.lang) problems.push("no lang");
@@ -551,12 +591,53 @@ const a11yCheck = `(() => {
 	for (const el of document.querySelectorAll("button, a")) {
 		if (!el.textContent.trim()) problems.push("a " + el.tagName + " with no text");
 	}
+	for (const el of document.querySelectorAll("[aria-describedby]")) {
+		for (const id of el.getAttribute("aria-describedby").split(/\s+/)) {
+			if (!document.getElementById(id)) problems.push((el.id || el.tagName) + " described by a missing #" + id);
+		}
+	}
+	// Contrast (WCAG AA) of each visible text against what is behind it:
+	// the backgrounds of its ancestors, blended, and its opacity.
+	const rgba = s => { const v = (s.match(/[\d.]+/g) || []).map(Number); return v.length < 3 ? null : [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+	const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat(1);
+	const lum = c => c.slice(0, 3).map(v => (v /= 255) <= .03928 ? v / 12.92 : ((v + .055) / 1.055) ** 2.4)
+		.reduce((s, v, i) => s + v * [.2126, .7152, .0722][i], 0);
+	for (const el of document.querySelectorAll("body *")) {
+		if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+		const r = el.getBoundingClientRect();
+		if (r.width <= 1 || r.height <= 1 || !el.checkVisibility({visibilityProperty: true})) continue;
+		const layers = [];
+		let opacity = 1;
+		for (let e = el; e; e = e.parentElement) {
+			const st = getComputedStyle(e);
+			opacity *= Number(st.opacity);
+			const bg = rgba(st.backgroundColor);
+			if (bg && bg[3] > 0 && layers.at(-1)?.[3] !== 1) layers.push(bg);
+		}
+		const bg = layers.reverse().reduce((under, top) => over(top, under), [255, 255, 255, 1]);
+		const st = getComputedStyle(el), fg = rgba(st.color);
+		fg[3] *= opacity;
+		const [hi, lo] = [lum(over(fg, bg)), lum(bg)].sort((x, y) => y - x);
+		const ratio = (hi + .05) / (lo + .05);
+		const size = parseFloat(st.fontSize), large = size >= 24 || size >= 18.66 && Number(st.fontWeight) >= 700;
+		if (ratio < (large ? 3 : 4.5)) problems.push("contrast " + ratio.toFixed(2) + " of " + (el.id ? "#" + el.id : el.tagName.toLowerCase() + "." + el.className) + " " + JSON.stringify(el.textContent.trim().slice(0, 30)));
+	}
 	return problems.join("; ");
 })()`
 
-// screenshots saves the home, product and cart pages at a phone's and a
-// desktop's size in testdata/out (git ignores it), and checks that no page
-// is wider than the window.
+// headerOverflow is a JS expression that lists what of the page's header
+// sticks out of the window, or is cut off. The window is the root
+// element's client width: on a phone window.innerWidth grows with a page
+// that is too wide.
+const headerOverflow = `[...document.querySelectorAll("header.site *")].filter(e => {
+	const r = e.getBoundingClientRect();
+	return r.width > 0 && (r.left < 0 || r.right > document.documentElement.clientWidth || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible");
+}).map(e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.className ? "." + e.className : "")).join(", ")`
+
+// screenshots saves the home, product, cart and account pages (sign-up,
+// login, the account, the header of a logged-in visitor) at a phone's and
+// a desktop's size in testdata/out (git ignores it), and checks that no
+// page, nor its header, is wider than the window, and a11yCheck.
 func screenshots(t *testing.T, ctx context.Context, base string) {
 	dir := filepath.Join("testdata", "out")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -573,6 +654,18 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 	p.setValue("#quantity", "2")
 	p.enhance("form.add button", `document.getElementById("cart-count").textContent === "11"`)
 
+	// A second browser, logged in to an account with the longest name
+	// there may be, to see that the greeting fits on a phone.
+	const user, password = "maximilian.featherstonehaugh-3", "tote-Sesame-2468"
+	u := newTab(t, ctx, base, true, true)
+	u.open("/products/one-hundred-years-of-solitude")
+	u.enhance("form.add button", `document.getElementById("cart-count").textContent === "1"`)
+	u.open("/signup")
+	u.setValue("#username", user)
+	u.setValue("#password", password)
+	u.setValue("#password2", password)
+	u.submit("#signup button[type=submit]", "/", 200)
+
 	sizes := []struct {
 		name          string
 		width, height int64
@@ -581,12 +674,21 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 		{"phone", 390, 844, true},
 		{"desktop", 1280, 800, false},
 	}
-	pages := []struct{ name, path, setup string }{
-		{"home", "/", ""},
-		{"home-added", "/", "add"},
-		{"product", "/products/the-master-and-margarita", ""},
-		{"product-error", "/products/the-master-and-margarita", "error"},
-		{"cart", "/cart", "focus"},
+	pages := []struct {
+		name, path, setup string
+		user              bool // the page of the logged-in browser
+	}{
+		{"home", "/", "", false},
+		{"home-added", "/", "add", false},
+		{"product", "/products/the-master-and-margarita", "", false},
+		{"product-error", "/products/the-master-and-margarita", "error", false},
+		{"cart", "/cart", "focus", false},
+		{"signup", "/signup", "", false},
+		{"signup-error", "/signup", "signup-error", false},
+		{"login-alert", "/login?next=/cart", "login-alert", false},
+		{"home-user", "/", "", true},
+		{"account", "/account", "", true},
+		{"account-error", "/account", "delete-error", true},
 	}
 	for _, size := range sizes {
 		opts := []chromedp.EmulateViewportOption{}
@@ -594,7 +696,13 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 			opts = append(opts, chromedp.EmulateMobile)
 		}
 		p.do("resize", chromedp.EmulateViewport(size.width, size.height, opts...))
+		u.do("resize", chromedp.EmulateViewport(size.width, size.height, opts...))
 		for _, pg := range pages {
+			p := p
+			if pg.user {
+				p = u
+			}
+			p.t = t
 			p.open(pg.path)
 			switch pg.setup {
 			case "add": // the message next to the button
@@ -609,11 +717,31 @@ func screenshots(t *testing.T, ctx context.Context, base string) {
 				if got := p.eval(`(e => e.matches(":focus-visible") && getComputedStyle(e).outlineStyle + " " + getComputedStyle(e).outlineWidth)(document.activeElement)`); got != "solid 3px" {
 					t.Errorf("%s: the focused Update button shows %q, want a solid 3px outline", size.name, got)
 				}
+			case "signup-error": // the passwords differ
+				p.setValue("#username", "alice")
+				p.setValue("#password", password)
+				p.setValue("#password2", password+"x")
+				p.submit("#signup button[type=submit]", "/signup", 422)
+			case "login-alert": // a wrong password
+				p.setValue("#username", user)
+				p.setValue("#password", password+"x")
+				p.submit("#login button[type=submit]", "/login", 401)
+			case "delete-error": // a wrong password, at the foot of the page
+				p.setValue("#delete_password", password+"x")
+				p.submit("#delete-form button[type=submit]", "/account/delete", 401)
+				if !p.holds(`document.activeElement.id === "delete_password" && document.getElementById("delete_password-error").getBoundingClientRect().bottom <= window.innerHeight`, 2*time.Second) {
+					t.Errorf("%s: after a refused deletion the field and its message are not in view, with the focus", size.name)
+				}
+			}
+			if out := p.eval(headerOverflow); out != "" {
+				t.Errorf("%s at %s: the header does not fit the window: %s", pg.name, size.name, out)
 			}
 			if problems := p.eval(a11yCheck); problems != "" {
 				t.Errorf("%s at %s: %s", pg.name, size.name, problems)
 			}
-			if w := p.eval(`String(document.documentElement.scrollWidth - window.innerWidth)`); w != "0" {
+			// Not window.innerWidth: on a phone the browser widens the
+			// layout viewport to the content, so that would always fit.
+			if w := p.eval(`String(document.documentElement.scrollWidth - document.documentElement.clientWidth)`); w != "0" {
 				t.Errorf("%s at %s: the page is %s px wider than the window", pg.name, size.name, w)
 			}
 			shot, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())

@@ -24,7 +24,7 @@ type config struct {
 	newPerIP     int           // NEW_SESSIONS_PER_IP: new sessions per client per minute; 0: no limit
 	connsPerIP   int           // MAX_CONNS_PER_IP: open connections per client address; 0: no limit
 	proxies      proxies       // TRUSTED_PROXIES
-	hashCost     int           // bcrypt's cost; 0: its default (tests lower it)
+	hashCost     int           // PASSWORD_COST: bcrypt's cost; 0: its default, 10 (tests lower it)
 }
 
 // loadConfig reads and checks the configuration. Its error is one line that
@@ -113,6 +113,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 			}
 			*n.v = i
 		}
+	}
+	if v := strings.TrimSpace(getenv("PASSWORD_COST")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 4 || n > 16 {
+			return c, fmt.Errorf("PASSWORD_COST: %q is not a bcrypt cost from 4 to 16 (default 10; below 10 only for tests)", v)
+		}
+		c.hashCost = n
 	}
 	if v := getenv("TRUSTED_PROXIES"); strings.TrimSpace(v) != "" {
 		ps, err := parseProxies(v)

@@ -18,13 +18,13 @@ func TestRequestLineMatchesSlog(t *testing.T) {
 		status              int
 		took                time.Duration
 		bytes               int
-		short               string
+		short, user         string
 	}{
-		{"GET", "/api/cart", "/api/cart", 200, 12345 * time.Nanosecond, 300, "L47osn"},
-		{"POST", "/cart/add", "/cart/add", 303, 0, 0, ""},
-		{"GET", "/", "/", 200, 2*time.Second + 500*time.Microsecond, 15000, "abc-_9"},
-		{"BREW", "/odd \"path\"\\<&>\x01\x08\x0c\n\t\u2028\xff", "unmatched", 404, time.Hour, 1, ""},
-		{"GET", "/ünï/✓", "unmatched", 404, 1000 * time.Microsecond, 7, "ZZZZZZ"},
+		{"GET", "/api/cart", "/api/cart", 200, 12345 * time.Nanosecond, 300, "L47osn", ""},
+		{"POST", "/cart/add", "/cart/add", 303, 0, 0, "", ""},
+		{"GET", "/", "/", 200, 2*time.Second + 500*time.Microsecond, 15000, "abc-_9", "alice"},
+		{"BREW", "/odd \"path\"\\<&>\x01\x08\x0c\n\t\u2028\xff", "unmatched", 404, time.Hour, 1, "", "a.b-c_9"},
+		{"GET", "/ünï/✓", "unmatched", 404, 1000 * time.Microsecond, 7, "ZZZZZZ", ""},
 	}
 	for _, tt := range tests {
 		var want bytes.Buffer
@@ -36,10 +36,13 @@ func TestRequestLineMatchesSlog(t *testing.T) {
 		if tt.short != "" {
 			r.AddAttrs(slog.String("session", tt.short+"…"))
 		}
+		if tt.user != "" {
+			r.AddAttrs(slog.String("user", tt.user))
+		}
 		if err := h.Handle(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		got := appendRequestLine(nil, at, tt.method, tt.path, tt.route, tt.status, tt.took, tt.bytes, tt.short)
+		got := appendRequestLine(nil, at, tt.method, tt.path, tt.route, tt.status, tt.took, tt.bytes, tt.short, tt.user)
 		if string(got) != want.String() {
 			t.Errorf("appendRequestLine wrote\n%s want\n%s", got, want.String())
 		}
@@ -53,7 +56,7 @@ func BenchmarkRequestLine(b *testing.B) {
 		b.ReportAllocs()
 		var buf []byte
 		for b.Loop() {
-			buf = appendRequestLine(buf[:0], time.Now(), "GET", "/api/cart", "/api/cart", 200, 12345*time.Nanosecond, 300, "L47osn")
+			buf = appendRequestLine(buf[:0], time.Now(), "GET", "/api/cart", "/api/cart", 200, 12345*time.Nanosecond, 300, "L47osn", "")
 			io.Discard.Write(buf)
 		}
 	})

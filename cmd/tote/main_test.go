@@ -33,6 +33,9 @@ func startTote(tb testing.TB, env map[string]string) *instance {
 	if env["ADDR"] == "" {
 		env["ADDR"] = "127.0.0.1:0"
 	}
+	if env["PASSWORD_COST"] == "" {
+		env["PASSWORD_COST"] = "4" // bcrypt's least: the tests log in often, under the race detector
+	}
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{done: make(chan error, 1), stop: cancel}

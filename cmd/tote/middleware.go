@@ -28,11 +28,16 @@ func (s *server) observe(c *fiber.Ctx) error {
 		short = id[:6]
 	}
 	bp := lineBufs.Get().(*[]byte)
-	*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short)
+	user, _ := c.Locals(userKey).(string)
+	*bp = appendRequestLine((*bp)[:0], time.Now(), c.Method(), c.Path(), route, status, took, len(c.Response().Body()), short, user)
 	s.access.Write(*bp)
 	lineBufs.Put(bp)
 	return nil
 }
+
+// userKey is where the handlers leave the logged-in username for the
+// request's log line.
+const userKey = "user"
 
 // lineBufs holds the buffers observe formats request lines in.
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}

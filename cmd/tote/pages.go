@@ -28,10 +28,15 @@ func (s *server) pageView(c *fiber.Ctx, status int, page string, fill func(*view
 // template context every page gets (the visitor's cart, visits, flash, CSRF
 // token and username), plus what fill adds.
 func (s *server) render(c *fiber.Ctx, status int, page string, v *visitor, flash session.Flash, fill func(*views.Data)) error {
-	d := &v.sess.Data
-	data := views.Context(v.cart().Price(s.cat), d.Visits, views.Flash{Message: flash.Message, Error: flash.Error}, d.CSRF, v.user())
+	data := s.context(v, flash)
 	fill(&data)
 	return c.Status(status).Render(page, data, views.Layout)
+}
+
+// context returns views.Context for visitor v with flash.
+func (s *server) context(v *visitor, flash session.Flash) views.Data {
+	d := &v.sess.Data
+	return views.Context(v.cart().Price(s.cat), d.Visits, views.Flash{Message: flash.Message, Error: flash.Error}, d.CSRF, v.user())
 }
 
 // view counts a page view of the visitor: one more visit, a CSRF token if
@@ -75,6 +80,9 @@ func (s *server) view(c *fiber.Ctx) (visitor, session.Flash, error) {
 	case err != nil:
 		return visitor{}, flash, err
 	}
+	if acct != nil {
+		c.Locals(userKey, acct.Username)
+	}
 	return visitor{sess: sess, acct: acct}, flash, nil
 }
 
@@ -105,9 +113,14 @@ func (s *server) takeFlashCookie(c *fiber.Ctx) session.Flash {
 
 // catalogPage serves GET /.
 func (s *server) catalogPage(c *fiber.Ctx) error {
-	return s.pageView(c, fiber.StatusOK, "pages/catalog", func(d *views.Data) {
-		d.Title = "Books"
-		d.Books = s.shelf.HTML(*d)
+	v, flash, err := s.view(c)
+	if err != nil {
+		return err
+	}
+	data := s.context(&v, flash)
+	data.Title = "Books"
+	return s.shelf.With(data, func(d views.Data) error {
+		return c.Status(fiber.StatusOK).Render("pages/catalog", d, views.Layout)
 	})
 }
 

@@ -108,6 +108,9 @@ func (s *server) visit(c *fiber.Ctx) (visitor, error) {
 	if err != nil {
 		return visitor{}, err
 	}
+	if a != nil {
+		c.Locals(userKey, a.Username)
+	}
 	return visitor{sess: sess, acct: a}, nil
 }
 
