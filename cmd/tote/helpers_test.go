@@ -60,19 +60,19 @@ func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 		tb.Fatal(err)
 	}
 	app := srv.routes()
-	return &testApp{app: app, base: serve(tb, app), store: mem}
+	return &testApp{app: app, base: serve(tb, srv, app), store: mem}
 }
 
 // serve runs app on a loopback port until the test ends and returns its
 // base URL. Tests talk to it over real HTTP: Fiber's app.Test does not
 // apply the body limit the way the server does.
-func serve(tb testing.TB, app *fiber.App) string {
+func serve(tb testing.TB, srv *server, app *fiber.App) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	go app.Listener(&listener{Listener: ln, log: slog.New(slog.DiscardHandler)})
+	go app.Listener(srv.listen(ln))
 	tb.Cleanup(func() { app.ShutdownWithTimeout(5 * time.Second) })
 	return "http://" + ln.Addr().String()
 }

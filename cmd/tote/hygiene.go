@@ -60,6 +60,8 @@ func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
 		status, code, message = fiber.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 4096 bytes."
 	case strings.Contains(msg, "unsupported transfer-encoding"):
 		status, code, message = fiber.StatusNotImplemented, "not_implemented", "The request's Transfer-Encoding is not supported; send the body as it is, or chunked."
+	case strings.Contains(msg, "duplicate content-length"):
+		status, code, message = fiber.StatusBadRequest, "invalid_request", "The request has more than one Content-Length; send one."
 	case strings.Contains(msg, "timeout"), errors.Is(err, syscall.ETIMEDOUT):
 		status, code, message = fiber.StatusRequestTimeout, "request_timeout", "The request took too long to arrive."
 	default:
@@ -69,8 +71,10 @@ func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
 	path := ""
-	if c, ok := ctx.Conn().(*conn); ok {
-		path = c.path()
+	if s.ln != nil {
+		if c := s.ln.conn(ctx.RemoteAddr()); c != nil {
+			path = c.path()
+		}
 	}
 	if path == "/api" || strings.HasPrefix(path, "/api/") {
 		ctx.SetContentType(fiber.MIMEApplicationJSON)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,10 @@ const (
 type listener struct {
 	net.Listener
 	log *slog.Logger
+	// open is the open connections by remote address: fasthttp wraps a
+	// connection of ours in one of its own (to count connections per
+	// address), so an error handler finds ours here.
+	open sync.Map
 }
 
 // Accept waits for and returns the next connection.
@@ -33,7 +38,9 @@ func (l *listener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			return &conn{Conn: c}, nil
+			ours := &conn{Conn: c, l: l}
+			l.open.Store(c.RemoteAddr().String(), ours)
+			return ours, nil
 		}
 		if !exhausted(err) {
 			return nil, err
@@ -42,6 +49,13 @@ func (l *listener) Accept() (net.Conn, error) {
 		l.log.Error("accept failed: out of file descriptors or memory; retrying", "err", err, "retry_in", wait.String())
 		time.Sleep(wait)
 	}
+}
+
+// listen returns tote's listener on ln, which the server's error handler
+// asks about connections.
+func (s *server) listen(ln net.Listener) *listener {
+	s.ln = &listener{Listener: ln, log: s.log}
+	return s.ln
 }
 
 // exhausted reports whether an accept failed for want of a resource that
@@ -65,8 +79,24 @@ func exhausted(err error) bool {
 // per request.
 type conn struct {
 	net.Conn
+	l    *listener
 	line [96]byte
 	n    int
+	once sync.Once
+}
+
+// Close closes the connection and forgets it.
+func (c *conn) Close() error {
+	c.once.Do(func() { c.l.open.Delete(c.RemoteAddr().String()) })
+	return c.Conn.Close()
+}
+
+// conn returns the open connection from addr, or nil.
+func (l *listener) conn(addr net.Addr) *conn {
+	if c, ok := l.open.Load(addr.String()); ok {
+		return c.(*conn)
+	}
+	return nil
 }
 
 func (c *conn) Read(p []byte) (int, error) {

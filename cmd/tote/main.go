@@ -115,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logOut.Flush()
 
 	served := make(chan error, 1)
-	go func() { served <- app.Listener(&listener{Listener: ln, log: log}) }()
+	go func() { served <- app.Listener(srv.listen(ln)) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)

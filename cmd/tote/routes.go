@@ -27,8 +27,9 @@ type server struct {
 	proxies    proxies // TRUSTED_PROXIES
 	connsPerIP int     // MAX_CONNS_PER_IP
 	origins    *http.CrossOriginProtection
-	inflight   inFlight // Idempotency-Keys of requests being answered
-	secure     bool     // COOKIE_SECURE
+	inflight   inFlight  // Idempotency-Keys of requests being answered
+	ln         *listener // set by listen
+	secure     bool      // COOKIE_SECURE
 	log        *slog.Logger
 	metrics    *metrics
 	access     io.Writer // where request lines go, formatted by hand (see observe)
