@@ -13,14 +13,17 @@ import (
 
 // Hasher hashes and checks passwords with bcrypt, a bounded number at a
 // time: a flood of logins waits in a short queue, and past it is refused
-// (ErrOverloaded) rather than take every core from the pages.
+// (ErrOverloaded) rather than take every core from the pages. Each check
+// also rests its slot for as long as it ran (Duty 0.5), so that a flood
+// takes at most half of the cores it runs on: with 2 cores, half of one.
 //
 // The password is hashed with SHA-256 first, in hex, as Django's
 // BCryptSHA256PasswordHasher does: bcrypt reads at most 72 bytes, and a
 // password may have 128 characters.
 type Hasher struct {
 	cost    int
-	running chan struct{} // a slot per check running
+	duty    float64       // the share of its time a slot spends hashing
+	running chan struct{} // a slot per check running (or resting)
 	waiting chan struct{} // a slot per check running or queued
 	dummy   []byte        // the hash checked for an unknown username
 }
@@ -30,6 +33,10 @@ type HasherOptions struct {
 	Cost        int // bcrypt's cost; default bcrypt.DefaultCost (10)
 	Concurrency int // checks at once; default 1
 	Queue       int // checks waiting at most; default 16
+	// Duty is the share of a slot's time spent hashing, 0 < Duty <= 1:
+	// after a check a slot rests (1/Duty - 1) times as long as the check
+	// ran. Default 0.5.
+	Duty float64
 }
 
 // NewHasher returns a Hasher.
@@ -41,7 +48,10 @@ func NewHasher(o HasherOptions) *Hasher {
 	if o.Queue <= 0 {
 		o.Queue = 16
 	}
-	h := &Hasher{cost: o.Cost, running: make(chan struct{}, o.Concurrency), waiting: make(chan struct{}, o.Concurrency+o.Queue)}
+	if o.Duty <= 0 || o.Duty > 1 {
+		o.Duty = 0.5
+	}
+	h := &Hasher{cost: o.Cost, duty: o.Duty, running: make(chan struct{}, o.Concurrency), waiting: make(chan struct{}, o.Concurrency+o.Queue)}
 	var random [16]byte
 	rand.Read(random[:])
 	h.dummy, _ = bcrypt.GenerateFromPassword(prehash(string(random[:])), o.Cost)
@@ -50,12 +60,15 @@ func NewHasher(o HasherOptions) *Hasher {
 
 // Hash returns the hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
-	release, err := h.enter(ctx)
+	leave, err := h.queue()
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	hash, err := bcrypt.GenerateFromPassword(prehash(password), h.cost)
+	defer leave()
+	var hash []byte
+	err = h.run(ctx, func() {
+		hash, err = bcrypt.GenerateFromPassword(prehash(password), h.cost)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("account: hashing a password: %w", err)
 	}
@@ -66,34 +79,57 @@ func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
 // username) it checks a hash of a random password, so that the answer
 // takes as long as for a wrong password.
 func (h *Hasher) Check(ctx context.Context, hash []byte, password string) (bool, error) {
-	release, err := h.enter(ctx)
+	leave, err := h.queue()
 	if err != nil {
 		return false, err
 	}
-	defer release()
-	if hash == nil {
-		bcrypt.CompareHashAndPassword(h.dummy, prehash(password))
-		return false, nil
-	}
-	return bcrypt.CompareHashAndPassword(hash, prehash(password)) == nil, nil
+	defer leave()
+	return h.check(ctx, hash, password)
 }
 
-// enter waits for a turn to hash, or refuses at once when the queue is
-// full.
-func (h *Hasher) enter(ctx context.Context) (release func(), err error) {
+// check is Check for a caller that holds a place in the queue.
+func (h *Hasher) check(ctx context.Context, hash []byte, password string) (bool, error) {
+	ok := false
+	err := h.run(ctx, func() {
+		if hash == nil {
+			bcrypt.CompareHashAndPassword(h.dummy, prehash(password))
+			return
+		}
+		ok = bcrypt.CompareHashAndPassword(hash, prehash(password)) == nil
+	})
+	return ok, err
+}
+
+// queue takes a place among the checks running or waiting, or refuses at
+// once (ErrOverloaded) when there is none: a caller can be refused before
+// it does any other work. leave gives the place back.
+func (h *Hasher) queue() (leave func(), err error) {
 	select {
 	case h.waiting <- struct{}{}:
+		return func() { <-h.waiting }, nil
 	default:
 		return nil, &Error{Err: ErrOverloaded, Retry: 2 * time.Second,
 			Message: "Too many people are logging in right now. Please try again in a moment."}
 	}
+}
+
+// run waits for a slot, runs hash in it, and lets the slot rest before
+// the next check takes it (see Duty).
+func (h *Hasher) run(ctx context.Context, hash func()) error {
 	select {
 	case h.running <- struct{}{}:
-		return func() { <-h.running; <-h.waiting }, nil
 	case <-ctx.Done():
-		<-h.waiting
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
+	start := time.Now()
+	hash()
+	rest := time.Duration(float64(time.Since(start)) * (1/h.duty - 1))
+	if rest <= 0 {
+		<-h.running
+	} else {
+		time.AfterFunc(rest, func() { <-h.running })
+	}
+	return nil
 }
 
 func prehash(password string) []byte {

@@ -150,7 +150,7 @@ func isAPI(c *fiber.Ctx) bool {
 // here, and leaves as JSON for the API or as an HTML page for a browser.
 func (s *server) handleError(c *fiber.Ctx, err error) error {
 	a := classify(err)
-	if a.status >= 500 {
+	if a.status >= 500 && a.code != "overloaded" { // a shed login is counted (tote_logins_total), not an error
 		s.log.Error("request failed", "method", c.Method(), "path", c.Path(), "status", a.status, "err", err)
 	}
 	if a.retry > 0 {

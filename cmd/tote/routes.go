@@ -36,6 +36,7 @@ type server struct {
 
 	shelf *views.Shelf    // the catalog page's books, rendered at start
 	pages *views.Renderer // the templates, parsed at start
+	docs  *apiDoc         // the API's document, for GET /api/docs
 }
 
 // newServer returns tote's server. log takes tote's own lines; access takes
@@ -49,10 +50,14 @@ func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log 
 	if err != nil {
 		return nil, err
 	}
+	docs, err := loadDocs()
+	if err != nil {
+		return nil, err
+	}
 	hasher := account.NewHasher(account.HasherOptions{Cost: cfg.hashCost, Concurrency: max(1, runtime.GOMAXPROCS(0)/2)})
 	return &server{cat: cat, sessions: sessions, accounts: account.NewStore(sessions, hasher),
 		budget: newBudget(cfg.newPerIP), proxies: cfg.proxies, connsPerIP: cfg.connsPerIP, origins: http.NewCrossOriginProtection(),
-		secure: cfg.secure, log: log, access: access, metrics: m, shelf: shelf, pages: pages}, nil
+		secure: cfg.secure, log: log, access: access, metrics: m, shelf: shelf, pages: pages, docs: docs}, nil
 }
 
 // Limits of the HTTP server.

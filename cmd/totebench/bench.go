@@ -42,12 +42,23 @@ type bench struct {
 // row is one line of the table.
 type row struct {
 	store, route string
+	mode         string // the route's key: post, cart or page
+	loggedIn     bool   // measured with the pool of logged-in sessions (login.go)
 	res          result
 	hello        result  // the baseline's runs interleaved with this row's
 	roundTrips   float64 // Redis commands per request; < 0: not measured
 }
 
 func (r row) ratio() float64 { return r.res.rps() / r.hello.rps() }
+
+// label is the row's name in the table: its store, "(logged in)" for the
+// pool of logged-in sessions.
+func (r row) label() string {
+	if r.loggedIn {
+		return r.store + " (logged in)"
+	}
+	return r.store
+}
 
 var routeNames = map[string]string{
 	"post":  "POST /api/cart/items",
@@ -150,10 +161,17 @@ func (b *bench) cell(ctx context.Context, url, mode, idFile string) (res, hello 
 func isNaive(store string) bool { return strings.HasPrefix(store, "naive-") }
 
 // store runs tote on one store, or the naive baseline (naive-memory,
-// naive-redis), and measures each route, then contention. It returns the
-// table's rows and the lines printed after the table.
+// naive-redis), and measures each route, then, with -login, each route
+// again with a pool of logged-in sessions (tote only), then contention. It
+// returns the table's rows and the lines printed after the table.
 func (b *bench) store(ctx context.Context, store string) ([]row, []string, error) {
-	t, err := b.startTarget(store, "", b.tote)
+	login := b.o.login && !isNaive(store)
+	var env []string
+	if login {
+		// Only the logged-in pool's sign-ups hash; no route measured does.
+		env = append(env, "PASSWORD_COST="+strconv.Itoa(loginCost))
+	}
+	t, err := b.startTarget(store, "", b.tote, env...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -162,29 +180,24 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 	var rows []row
 	var lines []string
 	for _, route := range b.o.routes {
-		// The profile covers the warm-up and the runs of tote, and the
-		// baseline's runs in between, when tote idles.
-		profile := b.startProfile(ctx, t, store+"-"+route, b.o.warmup+2*b.o.seconds)
-		before, err := b.counters(t.client, t.redisAddr)
+		r, err := b.measure(ctx, t, route, t.idFile, false)
 		if err != nil {
 			return nil, nil, err
 		}
-		res, hello, err := b.cell(ctx, t.base+"/", route, t.idFile)
+		rows = append(rows, r)
+	}
+	if login {
+		idFile, err := b.loginPool(t)
 		if err != nil {
 			return nil, nil, err
 		}
-		r := row{store: store, route: routeNames[route], res: res, hello: hello, roundTrips: -1}
-		if t.redisAddr != "" {
-			time.Sleep(200 * time.Millisecond) // the requests in flight when wrk stopped
-			if r.roundTrips, err = b.perRequest(t, before); err != nil {
+		for _, route := range b.o.routes {
+			r, err := b.measure(ctx, t, route, idFile, true)
+			if err != nil {
 				return nil, nil, err
 			}
+			rows = append(rows, r)
 		}
-		if err := profile(); err != nil {
-			return nil, nil, err
-		}
-		fmt.Fprintf(b.out, "# %s %s: %.0f requests/s, %.2f of the hello world's %.0f\n", store, r.route, res.rps(), r.ratio(), hello.rps())
-		rows = append(rows, r)
 	}
 
 	if t.redisAddr != "" {
@@ -212,6 +225,38 @@ func (b *bench) store(ctx context.Context, store string) ([]row, []string, error
 	return rows, lines, nil
 }
 
+// measure measures one route of t with the pool of sessions in idFile (the
+// logged-in pool when loggedIn): a cell, a CPU profile of it with
+// -cpuprofile and, on Redis, the commands sent per request.
+func (b *bench) measure(ctx context.Context, t *target, route, idFile string, loggedIn bool) (row, error) {
+	r := row{store: t.store, route: routeNames[route], mode: route, loggedIn: loggedIn, roundTrips: -1}
+	name := t.store + "-" + route
+	if loggedIn {
+		name = t.store + "-login-" + route
+	}
+	// The profile covers the warm-up and the runs of tote, and the
+	// baseline's runs in between, when tote idles.
+	profile := b.startProfile(ctx, t, name, b.o.warmup+2*b.o.seconds)
+	before, err := b.counters(t.client, t.redisAddr)
+	if err != nil {
+		return r, err
+	}
+	if r.res, r.hello, err = b.cell(ctx, t.base+"/", route, idFile); err != nil {
+		return r, err
+	}
+	if t.redisAddr != "" {
+		time.Sleep(200 * time.Millisecond) // the requests in flight when wrk stopped
+		if r.roundTrips, err = b.perRequest(t, before); err != nil {
+			return r, err
+		}
+	}
+	if err := profile(); err != nil {
+		return r, err
+	}
+	fmt.Fprintf(b.out, "# %s %s: %.0f requests/s, %.2f of the hello world's %.0f\n", r.label(), r.route, r.res.rps(), r.ratio(), r.hello.rps())
+	return r, nil
+}
+
 // target is one server under measurement on one store: tote (a build of
 // it) or the naive baseline, with its own session pool and, on redis, its
 // own redis-server.
@@ -232,8 +277,13 @@ type target struct {
 // startTarget starts bin (tote, or with a naive store this binary's naive
 // baseline) on store, with a redis-server of its own on redis, waits until
 // it is ready and creates its pool of sessions. tag tells its files apart
-// from another target's on the same store: its DATA_DIR, logs and ids.
-func (b *bench) startTarget(store, tag, bin string) (*target, error) {
+// from another target's on the same store: its DATA_DIR, logs and ids. env
+// is more of tote's environment, which -env overrides.
+//
+// tote runs with NEW_SESSIONS_PER_IP=0: every session of the pools comes
+// from one loopback address, and the default budget, 120 new sessions a
+// minute, would refuse the pool's 121st.
+func (b *bench) startTarget(store, tag, bin string, env ...string) (*target, error) {
 	t := &target{store: store, tag: tag, naive: isNaive(store)}
 	started := false
 	defer func() {
@@ -264,7 +314,8 @@ func (b *bench) startTarget(store, tag, bin string) (*target, error) {
 		// -env's runtime settings (GOGC ...) apply to both designs.
 		t.proc, err = start(store, b.self, args, b.o.toteEnv, t.logFile)
 	} else {
-		env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog}, b.o.toteEnv...)
+		env := append([]string{"ADDR=" + addr, "SESSION_STORE=" + store, "CATALOG_FILE=" + b.catalog, "NEW_SESSIONS_PER_IP=0"}, env...)
+		env = append(env, b.o.toteEnv...)
 		switch store {
 		case "file":
 			env = append(env, "DATA_DIR="+filepath.Join(b.dir, "data"+tag))
@@ -489,8 +540,21 @@ func newClient(base string) *client {
 	}}
 }
 
+// statusError is the answer of a request that did not succeed (not 2xx).
+type statusError struct {
+	method, path string
+	status       int
+	text         string // e.g. "503 Service Unavailable"
+	body         []byte
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s %s: %s: %s", e.method, e.path, e.text, e.body)
+}
+
 // do sends one request with the session cookie id (if any) and a JSON body
-// (if any), and returns the session id the response sets, or id.
+// (if any), and returns the session id the response sets, or id. An answer
+// other than 2xx is a *statusError.
 func (c *client) do(method, path, id, body string, out any) (string, error) {
 	var rd io.Reader
 	if body != "" {
@@ -515,8 +579,8 @@ func (c *client) do(method, path, id, body string, out any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(data))
+	if resp.StatusCode/100 != 2 {
+		return "", &statusError{method: method, path: path, status: resp.StatusCode, text: resp.Status, body: bytes.TrimSpace(data)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -536,20 +600,26 @@ func (c *client) do(method, path, id, body string, out any) (string, error) {
 func (c *client) createPool(n int, books []string) ([]string, error) {
 	ids := make([]string, n)
 	err := parallel(n, func(i int) error {
-		id := ""
-		for _, book := range books {
-			var err error
-			if id, err = c.do("POST", "/api/cart/items", id, `{"product_id":"`+book+`","quantity":1}`, nil); err != nil {
-				return err
-			}
-		}
-		if id == "" {
-			return errors.New("tote set no session cookie")
-		}
+		id, err := c.addLines("", books)
 		ids[i] = id
-		return nil
+		return err
 	})
 	return ids, err
+}
+
+// addLines adds one copy of each book to the cart of the session id (a new
+// one when id is "") and returns the session's id.
+func (c *client) addLines(id string, books []string) (string, error) {
+	for _, book := range books {
+		var err error
+		if id, err = c.do("POST", "/api/cart/items", id, `{"product_id":"`+book+`","quantity":1}`, nil); err != nil {
+			return "", err
+		}
+	}
+	if id == "" {
+		return "", errors.New("tote set no session cookie")
+	}
+	return id, nil
 }
 
 // served returns how many requests tote has answered, from /metrics
@@ -643,21 +713,25 @@ func printTable(w io.Writer, rows []row) {
 	width := len("store")
 	for _, r := range rows {
 		hello.add(r.hello)
-		width = max(width, len(r.store))
+		width = max(width, len(r.label()))
 	}
 	fmt.Fprintf(w, "%-*s %-22s %8s %8s %8s %8s %6s %9s %6s\n", width, "store", "route", "req/s", "p50", "p99", "hello/s", "ratio", "redis/req", "errors")
 	fmt.Fprintf(w, "%-*s %-22s %8.0f %8s %8s %8s %6s %9s %6d\n", width, "hello", routeNames["hello"], hello.rps(), ms(hello.percentile(50)), ms(hello.percentile(99)), "", "1.00", "-", hello.statusErrors+hello.socketErrors)
-	naive := false
+	naive, loggedIn := false, false
 	for _, r := range rows {
 		rt := "-"
 		if r.roundTrips >= 0 {
 			rt = fmt.Sprintf("%.2f", r.roundTrips)
 		}
-		fmt.Fprintf(w, "%-*s %-22s %8.0f %8s %8s %8.0f %6.2f %9s %6d\n", width, r.store, r.route, r.res.rps(), ms(r.res.percentile(50)), ms(r.res.percentile(99)),
+		fmt.Fprintf(w, "%-*s %-22s %8.0f %8s %8s %8.0f %6.2f %9s %6d\n", width, r.label(), r.route, r.res.rps(), ms(r.res.percentile(50)), ms(r.res.percentile(99)),
 			r.hello.rps(), r.ratio(), rt, r.res.statusErrors+r.res.socketErrors)
 		naive = naive || isNaive(r.store)
+		loggedIn = loggedIn || r.loggedIn
 	}
 	fmt.Fprintln(w, "ratio: req/s over hello/s, the hello world's rate in its one-second runs interleaved with the row's.")
+	if loggedIn {
+		fmt.Fprintf(w, "(logged in): the same routes with a pool of sessions each logged in to an account of its own, the cart the account's; tote with PASSWORD_COST=%d.\n", loginCost)
+	}
 	if naive {
 		fmt.Fprintln(w, "naive-*: the naive design (totebench -naive, naive.go): Fiber's middleware/session and gob, a map cart, no locking, gofiber/template/html.")
 		fmt.Fprintln(w, "redis/req: commands the server sent to Redis per request it served (INFO commandstats; for tote, less the GET and SET run inside its CAS script).")
@@ -678,7 +752,7 @@ var naivePairs = [][2]string{{"memory", "naive-memory"}, {"redis", "naive-redis"
 func printP99(w io.Writer, rows []row, connections int) {
 	find := func(store, route string) (row, bool) {
 		for _, r := range rows {
-			if r.store == store && r.route == route {
+			if r.store == store && r.route == route && !r.loggedIn {
 				return r, true
 			}
 		}
@@ -687,7 +761,7 @@ func printP99(w io.Writer, rows []row, connections int) {
 	header := false
 	for _, pair := range naivePairs {
 		for _, r := range rows {
-			if r.store != pair[0] {
+			if r.store != pair[0] || r.loggedIn {
 				continue
 			}
 			n, ok := find(pair[1], r.route)

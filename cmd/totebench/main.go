@@ -4,12 +4,15 @@
 // (naive-memory, naive-redis: see naive.go), drives their hot routes with
 // wrk from a pool of sessions, and prints one table of requests per second,
 // p50 and p99 latency, the ratio to a minimal Fiber hello world measured in
-// the same run, and Redis commands per request; then tote's p99 against the
-// naive design's on the same storage, a line on a new visitor's Redis round
-// trips and one contention line per store.
+// the same run, and Redis commands per request, for guests and, on tote's
+// stores, for logged-in sessions; then tote's p99 against the naive
+// design's on the same storage, the logged-in rows against the guest rows,
+// the catalog page's p99 during a login flood, a line on a new visitor's
+// Redis round trips and one contention line per store.
 //
-//	go run ./cmd/totebench                 # every store and route, about 4 minutes
+//	go run ./cmd/totebench                 # every store and route, about 6 minutes
 //	go run ./cmd/totebench -d 10 -stores redis,naive-redis -routes post,cart
+//	go run ./cmd/totebench -d 1 -stores memory,redis -contention=false
 //
 // The load is a shop's: a pool of sessions (-sessions, 512), each with a
 // small cart (3 lines), taken in turn by wrk's connections, so that no
@@ -28,6 +31,30 @@
 //	      (also a change), so the line never reaches the limit of 99.
 //	cart  GET /api/cart: a read (one store Get).
 //	page  GET /: the catalog page, which counts a visit (a change) and renders HTML.
+//
+// tote runs with NEW_SESSIONS_PER_IP=0: the pools come from one loopback
+// address, past the default budget of new sessions per client.
+//
+// With -login (the default), each of tote's stores is measured again after
+// its guest rows, on the same tote, with a second pool of sessions, each
+// logged in to an account of its own (bench-0, bench-1 ...: POST
+// /api/account from a new visitor, which logs the session in) with the
+// same 3 lines, in the account's cart. Those rows are labelled "memory
+// (logged in)" and so on, and after the table each is compared with the
+// guest row of its store and route: its ratio to the hello world over the
+// guest row's (target: at least 0.7), and on redis its commands per
+// request (target: at most 2 for a read, 3 for a change). Sign-up hashes
+// the password: tote runs with PASSWORD_COST=4 (bcrypt's cost, default 10)
+// for these pools, so that 512 sign-ups take seconds (see login.go).
+//
+// With -loginflood (the default), tote runs once more, on memory and, when
+// selected, on redis, at the default password cost, with the guest pool
+// and -flood-accounts accounts: GET / of the guest pool is measured in -d
+// rounds of a one-second run unloaded and one while -flood-clients
+// goroutines POST /api/login with the right password in a loop, and the
+// table gives the logins per second, the share of 503 overloaded, and the
+// page's rate and p99 unloaded and flooded (target: the p99 flooded within
+// 2x of unloaded; see flood.go).
 //
 // The baseline is this same binary (totebench -hello ADDR): Fiber's hello
 // world, driven by the same wrk script with cookies, so that the client's
@@ -55,7 +82,7 @@
 // pool of sessions, DATA_DIR and redis-server, and each cell rotates
 // one-second runs of the two and of the hello world (see versus.go). The
 // table then gives both rates, their ratio, and each one's ratio to the
-// hello world.
+// hello world. -login and -loginflood do not apply to it.
 //
 //	go run ./cmd/totebench -tote /tmp/new -versus /tmp/old -stores memory,redis -routes post,cart -contention=false
 package main
@@ -79,20 +106,24 @@ import (
 
 // options are the command's flags.
 type options struct {
-	seconds     int      // -d: measured seconds per cell
-	warmup      int      // -warmup: seconds of unmeasured load before each cell
-	stores      []string // -stores
-	routes      []string // -routes
-	sessions    int      // -sessions: size of the pool
-	threads     int      // -t
-	connections int      // -c
-	contention  bool     // -contention
-	profileDir  string   // -cpuprofile: a CPU profile of tote per cell
-	keep        bool     // -keep: keep the temporary directory
-	toteBin     string   // -tote: a tote binary to run instead of building one
-	versusBin   string   // -versus: a second tote binary to measure beside it
-	toteEnv     []string // -env: more environment for tote (and the naive baseline)
-	naiveRead   bool     // -naive-read-save: the naive GET /api/cart saves
+	seconds       int      // -d: measured seconds per cell
+	warmup        int      // -warmup: seconds of unmeasured load before each cell
+	stores        []string // -stores
+	routes        []string // -routes
+	sessions      int      // -sessions: size of the pool
+	threads       int      // -t
+	connections   int      // -c
+	contention    bool     // -contention
+	profileDir    string   // -cpuprofile: a CPU profile of tote per cell
+	keep          bool     // -keep: keep the temporary directory
+	toteBin       string   // -tote: a tote binary to run instead of building one
+	versusBin     string   // -versus: a second tote binary to measure beside it
+	toteEnv       []string // -env: more environment for tote (and the naive baseline)
+	naiveRead     bool     // -naive-read-save: the naive GET /api/cart saves
+	login         bool     // -login: each route again with a pool of logged-in sessions
+	loginFlood    bool     // -loginflood: the catalog page's p99 during a login flood
+	floodClients  int      // -flood-clients: the login flood's goroutines
+	floodAccounts int      // -flood-accounts: the accounts they log in to
 }
 
 var (
@@ -118,6 +149,10 @@ func main() {
 	flag.IntVar(&o.threads, "t", 2, "wrk threads")
 	flag.IntVar(&o.connections, "c", 64, "wrk connections")
 	flag.BoolVar(&o.contention, "contention", true, "also measure one session from every connection, per store")
+	flag.BoolVar(&o.login, "login", true, fmt.Sprintf("on tote's stores, measure the routes again with a pool of sessions logged in to an account each (tote with PASSWORD_COST=%d), and compare them with the guests' (target: %.1fx)", loginCost, loginTarget))
+	flag.BoolVar(&o.loginFlood, "loginflood", true, fmt.Sprintf("measure GET /'s p99 unloaded and during a flood of right-password logins, at the default PASSWORD_COST, on memory and, when selected, redis (target: within %.0fx)", floodTarget))
+	flag.IntVar(&o.floodClients, "flood-clients", 32, "with -loginflood: goroutines that POST /api/login in a loop, each on its own connection")
+	flag.IntVar(&o.floodAccounts, "flood-accounts", 8, "with -loginflood: accounts that the flood logs in to")
 	flag.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of tote for each cell into this directory (tote's DEBUG_ADDR)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (tote's logs, the file store, wrk's script)")
 	flag.StringVar(&o.toteBin, "tote", "", "run this tote binary instead of building ./cmd/tote (to compare versions)")
@@ -159,12 +194,20 @@ func main() {
 	if o.seconds < 1 || o.warmup < 0 || o.sessions < o.threads || o.threads < 1 || o.connections < o.threads {
 		fail(errors.New("need -d >= 1, -warmup >= 0, -t >= 1, -c >= -t and -sessions >= -t"))
 	}
+	if o.floodClients < 1 || o.floodAccounts < 1 {
+		fail(errors.New("need -flood-clients >= 1 and -flood-accounts >= 1"))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o, os.Stdout); err != nil {
 		fail(err)
 	}
+}
+
+// allNaive reports whether every store is one of the naive baseline's.
+func allNaive(stores []string) bool {
+	return !slices.ContainsFunc(stores, func(s string) bool { return !isNaive(s) })
 }
 
 func fail(err error) {
@@ -224,6 +267,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		fmt.Fprintf(out, "# wrk -t%d -c%d; a cell: %ds of warm-up, then %d one-second runs interleaved with %d of the hello world; %d sessions of 3 lines; GOMAXPROCS %d\n",
 			o.threads, o.connections, o.warmup, o.seconds, o.seconds, o.sessions, runtime.NumCPU())
 	}
+	fmt.Fprintln(out, "# tote with NEW_SESSIONS_PER_IP=0: the pools come from one loopback address")
+	if o.versusBin != "" {
+		if o.login || o.loginFlood {
+			fmt.Fprintln(out, "# -versus: no logged-in rows and no login flood")
+		}
+	} else {
+		if o.login && !allNaive(o.stores) {
+			fmt.Fprintf(out, "# logged in: after each store's guest rows, the same routes with a second pool of %d sessions, each signed up to an account of its own (bench-<n>) with the 3 lines in the account's cart; tote with PASSWORD_COST=%d (bcrypt's cost, default 10; no measured route hashes)\n",
+				o.sessions, loginCost)
+		}
+		if o.loginFlood {
+			fmt.Fprintf(out, "# login flood on %s: tote at the default PASSWORD_COST, %d rounds of GET / unloaded and while %d clients POST /api/login with the right password of %d accounts\n",
+				strings.Join(floodStores(o.stores), ","), o.seconds, o.floodClients, o.floodAccounts)
+		}
+	}
 	if slices.ContainsFunc(o.stores, isNaive) {
 		saves := "every request saves the session, GET /api/cart included"
 		if !o.naiveRead {
@@ -270,9 +328,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		rows = append(rows, r...)
 		lines = append(lines, l...)
 	}
+	var floods []floodRow
+	if o.loginFlood {
+		for _, store := range floodStores(o.stores) {
+			f, err := b.loginFlood(ctx, store)
+			if err != nil {
+				return fmt.Errorf("%s login flood: %w", store, err)
+			}
+			floods = append(floods, f)
+		}
+	}
 	fmt.Fprintln(out)
 	printTable(out, rows)
 	printP99(out, rows, o.connections)
+	printLogin(out, rows)
+	printFlood(out, floods)
 	if len(lines) > 0 {
 		fmt.Fprintln(out)
 		for _, l := range lines {
