@@ -25,6 +25,7 @@ type config struct {
 	connsPerIP   int           // MAX_CONNS_PER_IP: open connections per client address; 0: no limit
 	proxies      proxies       // TRUSTED_PROXIES
 	hashCost     int           // PASSWORD_COST: bcrypt's cost; 0: its default, 10 (tests lower it)
+	hashQueue    int           // password checks waiting at most; 0: account's default (tests lower it)
 }
 
 // loadConfig reads and checks the configuration. Its error is one line that

@@ -131,7 +131,7 @@ func classify(err error) answer {
 		case fiber.StatusNotFound:
 			return answer{status: fe.Code, code: "not_found", message: "There is no such page."}
 		case fiber.StatusRequestTimeout:
-			return answer{status: fe.Code, code: "request_timeout", message: "The request took too long to arrive."}
+			return answer{status: fe.Code, code: "invalid_request", message: "The request took too long to arrive."}
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			return answer{status: fe.Code, code: "invalid_request", message: fe.Message}

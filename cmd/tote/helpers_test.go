@@ -38,6 +38,11 @@ func withCatalog(cat *catalog.Catalog) appOption {
 	return func(_ *config, c **catalog.Catalog, _ *session.Store) { *c = cat }
 }
 
+// withHasher sets bcrypt's cost and the queue of password checks.
+func withHasher(cost, queue int) appOption {
+	return func(c *config, _ **catalog.Catalog, _ *session.Store) { c.hashCost, c.hashQueue = cost, queue }
+}
+
 func withStore(s session.Store) appOption {
 	return func(_ *config, _ **catalog.Catalog, st *session.Store) { *st = s }
 }

@@ -63,7 +63,7 @@ func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
 	case strings.Contains(msg, "duplicate content-length"):
 		status, code, message = fiber.StatusBadRequest, "invalid_request", "The request has more than one Content-Length; send one."
 	case strings.Contains(msg, "timeout"), errors.Is(err, syscall.ETIMEDOUT):
-		status, code, message = fiber.StatusRequestTimeout, "request_timeout", "The request took too long to arrive."
+		status, code, message = fiber.StatusRequestTimeout, "invalid_request", "The request took too long to arrive."
 	default:
 		status, code, message = fiber.StatusBadRequest, "invalid_request", "The request is not a well-formed HTTP request."
 	}

@@ -54,7 +54,7 @@ func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log 
 	if err != nil {
 		return nil, err
 	}
-	hasher := account.NewHasher(account.HasherOptions{Cost: cfg.hashCost, Concurrency: max(1, runtime.GOMAXPROCS(0)/2)})
+	hasher := account.NewHasher(account.HasherOptions{Cost: cfg.hashCost, Queue: cfg.hashQueue, Concurrency: max(1, runtime.GOMAXPROCS(0)/2)})
 	return &server{cat: cat, sessions: sessions, accounts: account.NewStore(sessions, hasher),
 		budget: newBudget(cfg.newPerIP), proxies: cfg.proxies, connsPerIP: cfg.connsPerIP, origins: http.NewCrossOriginProtection(),
 		secure: cfg.secure, log: log, access: access, metrics: m, shelf: shelf, pages: pages, docs: docs}, nil
