@@ -222,14 +222,8 @@ func (s *server) changeCart(c *fiber.Ctx, change cartChange) error {
 		if d.User != "" {
 			return errLoggedIn
 		}
-		if k.any() {
-			r, err := k.check(func() []byte { return s.cartBody(&d.Cart, d, "", nil) }, !d.Expires.IsZero(), d.Replays)
-			if err != nil {
-				return err
-			}
-			if r != nil {
-				return errReplayed{r}
-			}
+		if err := k.guard(func() []byte { return s.cartBody(&d.Cart, d, "", nil) }, !d.Expires.IsZero(), d.Replays); err != nil {
+			return err
 		}
 		if _, err := change(&d.Cart); err != nil {
 			return err
@@ -279,14 +273,8 @@ func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditi
 		if !a.Current(sess.Data.Generation) {
 			return errEnded
 		}
-		if k.any() {
-			r, err := k.check(func() []byte { return s.cartBody(&a.Cart, &sess.Data, a.Username, nil) }, true, a.Replays)
-			if err != nil {
-				return err
-			}
-			if r != nil {
-				return errReplayed{r}
-			}
+		if err := k.guard(func() []byte { return s.cartBody(&a.Cart, &sess.Data, a.Username, nil) }, true, a.Replays); err != nil {
+			return err
 		}
 		if _, err := change(&a.Cart); err != nil {
 			return err

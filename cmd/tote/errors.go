@@ -55,34 +55,27 @@ func tooManySessions(retry time.Duration) error {
 // retryAfter is the Retry-After of a 503 of the store.
 const retryAfter = 2 * time.Second
 
-// refusals are the shopper's refusals: the cart and catalog errors that a
-// shopper can fix. The API answers each with its status and code, a form
-// with the error's message as a flash on the next page. A new cart error
-// is one more line here.
+// refusals are the refusals of a visitor's request that the visitor can
+// fix, with the status and code the API answers. A cart form shows a
+// refusal of the cart or catalog as a flash on the next page (flash); an
+// account form shows an account's refusal next to the field it concerns. A
+// new error of the cart or of accounts is one more line here.
 var refusals = []struct {
 	err    error
 	status int
 	code   string
+	flash  bool
 }{
-	{catalog.ErrNotFound, fiber.StatusNotFound, "product_not_found"},
-	{cart.ErrInvalidQuantity, fiber.StatusUnprocessableEntity, "invalid_quantity"},
-	{cart.ErrInsufficientStock, fiber.StatusUnprocessableEntity, "insufficient_stock"},
-	{cart.ErrFull, fiber.StatusUnprocessableEntity, "cart_full"},
-}
-
-// accountRefusals are the account errors, answered with their status and
-// code; the account forms show them next to their field.
-var accountRefusals = []struct {
-	err    error
-	status int
-	code   string
-}{
-	{account.ErrInvalidUsername, fiber.StatusUnprocessableEntity, "invalid_username"},
-	{account.ErrWeakPassword, fiber.StatusUnprocessableEntity, "weak_password"},
-	{account.ErrUsernameTaken, fiber.StatusConflict, "username_taken"},
-	{account.ErrInvalidCredentials, fiber.StatusUnauthorized, "invalid_credentials"},
-	{account.ErrTooManyAttempts, fiber.StatusTooManyRequests, "too_many_attempts"},
-	{account.ErrOverloaded, fiber.StatusServiceUnavailable, "overloaded"},
+	{catalog.ErrNotFound, fiber.StatusNotFound, "product_not_found", true},
+	{cart.ErrInvalidQuantity, fiber.StatusUnprocessableEntity, "invalid_quantity", true},
+	{cart.ErrInsufficientStock, fiber.StatusUnprocessableEntity, "insufficient_stock", true},
+	{cart.ErrFull, fiber.StatusUnprocessableEntity, "cart_full", true},
+	{account.ErrInvalidUsername, fiber.StatusUnprocessableEntity, "invalid_username", false},
+	{account.ErrWeakPassword, fiber.StatusUnprocessableEntity, "weak_password", false},
+	{account.ErrUsernameTaken, fiber.StatusConflict, "username_taken", false},
+	{account.ErrInvalidCredentials, fiber.StatusUnauthorized, "invalid_credentials", false},
+	{account.ErrTooManyAttempts, fiber.StatusTooManyRequests, "too_many_attempts", false},
+	{account.ErrOverloaded, fiber.StatusServiceUnavailable, "overloaded", false},
 }
 
 // answer is how tote answers an error.
@@ -90,7 +83,7 @@ type answer struct {
 	status  int
 	code    string        // the contract's code
 	message string        // for a person
-	refusal bool          // one of refusals: a form shows it as a flash
+	refusal bool          // a refusal of the cart: a cart form shows it as a flash
 	retry   time.Duration // Retry-After, when set
 }
 
@@ -105,14 +98,11 @@ func classify(err error) answer {
 	}
 	for _, r := range refusals {
 		if errors.Is(err, r.err) {
-			return answer{status: r.status, code: r.code, message: err.Error(), refusal: true}
-		}
-	}
-	if errors.As(err, &ae) {
-		for _, r := range accountRefusals {
-			if errors.Is(ae, r.err) {
-				return answer{status: r.status, code: r.code, message: ae.Message, retry: ae.Retry}
+			a := answer{status: r.status, code: r.code, message: err.Error(), refusal: r.flash}
+			if errors.As(err, &ae) {
+				a.message, a.retry = ae.Message, ae.Retry
 			}
+			return a
 		}
 	}
 	switch {

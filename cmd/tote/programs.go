@@ -78,6 +78,23 @@ func (k *conditions) check(current func() []byte, stored bool, replays session.R
 	return nil, errPrecondition
 }
 
+// guard checks the conditions within a change, against the cart as the
+// change reads it: a repeat ends the change with errReplayed, a mismatch
+// with its error.
+func (k *conditions) guard(current func() []byte, stored bool, replays session.Replays) error {
+	if !k.any() {
+		return nil
+	}
+	r, err := k.check(current, stored, replays)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		return errReplayed{r}
+	}
+	return nil
+}
+
 // remember returns replays with the answer to this request added, if it
 // carries a key.
 func (k *conditions) remember(replays session.Replays, status int, body []byte) session.Replays {
