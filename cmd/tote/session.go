@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 
 	"tote/account"
 	"tote/cart"
@@ -25,13 +24,12 @@ const cookieName = "session_id"
 // first well-formed one is taken: a malformed cookie (a leftover of another
 // site on the same domain, say) never hides a good one.
 func sessionID(c *fiber.Ctx) string {
-	id := ""
-	c.Request().Header.VisitAllCookie(func(k, v []byte) {
-		if id == "" && string(k) == cookieName && session.ValidID(string(v)) {
-			id = string(v)
+	for k, v := range c.Request().Header.Cookies() {
+		if string(k) == cookieName && session.ValidID(string(v)) {
+			return string(v)
 		}
-	})
-	return id
+	}
+	return ""
 }
 
 // noStore marks a response that depends on the session.
@@ -230,6 +228,3 @@ func formValue(c *fiber.Ctx, name string) string {
 	}
 	return ""
 }
-
-// copyString returns s out of Fiber's reused buffers.
-func copyString(s string) string { return utils.CopyString(s) }
