@@ -39,6 +39,7 @@ type answerer func(a *account.Account, d *session.Data, notices []string) (int, 
 // the answer is kept with the account, in the same write as the merge.
 // It sends the cookie and returns the answer.
 func (s *server) logIn(c *fiber.Ctx, a account.Account, remember bool, k conditions, answer answerer) (int, []byte, error) {
+	noStore(c) // the answer carries the new session
 	ctx := c.UserContext()
 	var status int
 	var body []byte
@@ -82,6 +83,7 @@ func signUpBody(a *account.Account, _ *session.Data, _ []string) (int, []byte) {
 // startsSession takes a new session from the client's budget if the
 // visitor has no stored session: a login or sign-up then creates one.
 func (s *server) startsSession(c *fiber.Ctx) error {
+	noStore(c) // the answer depends on the session
 	if sess, err := s.sessions.Load(c.UserContext(), sessionID(c)); err != nil {
 		return err
 	} else if sess.ID != "" {
@@ -301,9 +303,12 @@ func (s *server) logOut(c *fiber.Ctx, everywhere bool) error {
 	ctx := c.UserContext()
 	if everywhere && v.acct != nil {
 		if _, err := s.accounts.Update(ctx, *v.acct, func(a *account.Account) error {
+			if !a.Current(v.sess.Data.Generation) {
+				return errEnded // another request ended this session meanwhile
+			}
 			a.Generation = session.NewVersion()
 			return nil
-		}); err != nil && !errors.Is(err, account.ErrNotFound) {
+		}); err != nil && !errors.Is(err, account.ErrNotFound) && !errors.Is(err, errEnded) {
 			return err
 		}
 	}
@@ -366,6 +371,12 @@ func (s *server) changePassword(c *fiber.Ctx, current, next string, answer answe
 		return err
 	}
 	a, err := s.accounts.Update(ctx, *v.acct, func(a *account.Account) error {
+		if !a.Current(v.sess.Data.Generation) {
+			// Another request changed the password (or logged out
+			// everywhere) since this one read the account: it ended this
+			// session, which changes nothing any more.
+			return errEnded
+		}
 		a.Hash, a.Generation = hash, session.NewVersion()
 		return nil
 	})
@@ -415,6 +426,10 @@ func (s *server) deleteAccount(c *fiber.Ctx, password string) error {
 		}
 		var found bool
 		if a, found, err = s.accounts.Get(ctx, a.Username); err != nil || !found {
+			break
+		}
+		if !a.Current(v.sess.Data.Generation) {
+			err = errEnded // the change meanwhile ended this session
 			break
 		}
 	}

@@ -49,6 +49,13 @@ func withStore(s session.Store) appOption {
 
 func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 	tb.Helper()
+	return newLoggedTestApp(tb, io.Discard, opts...)
+}
+
+// newLoggedTestApp is newTestApp with tote's log and its request lines
+// written to w, which must take concurrent writes.
+func newLoggedTestApp(tb testing.TB, w io.Writer, opts ...appOption) *testApp {
+	tb.Helper()
 	mem := memstore.New(memstore.Options{})
 	tb.Cleanup(func() { mem.Close() })
 	cfg := config{ttl: 336 * time.Hour, bareTTL: 24 * time.Hour, hashCost: bcrypt.MinCost}
@@ -59,8 +66,8 @@ func newTestApp(tb testing.TB, opts ...appOption) *testApp {
 	}
 	m := newMetrics()
 	mgr := session.NewManager(store, session.Options{TTL: cfg.ttl, Hooks: m.sessionHooks()})
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := newServer(cat, mgr, cfg, log, io.Discard, m)
+	log := slog.New(slog.NewTextHandler(w, nil))
+	srv, err := newServer(cat, mgr, cfg, log, w, m)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -243,6 +243,12 @@ func (s *server) formPostAccount(c *fiber.Ctx, sess session.Session, outcome fun
 		})
 		if err == nil {
 			_, err = s.updateFrom(c, sess, func(d *session.Data) error { d.Flash = flash; return nil })
+			if errors.Is(err, session.ErrConflict) {
+				// The account's cart changed: that stands, and is not a
+				// 409 (which says nothing changed). Only the flash is
+				// lost, to a session logged out (or contended) meanwhile.
+				err = nil
+			}
 		}
 	}
 	if errors.Is(err, errEnded) || errors.Is(err, account.ErrNotFound) {

@@ -63,6 +63,11 @@ func newServer(cat *catalog.Catalog, sessions *session.Manager, cfg config, log 
 // Limits of the HTTP server.
 const (
 	bodyLimit = 4 << 10 // the contract's 4 KiB: 4096 bytes pass, 4097 get 413
+	// readLimit is the body fasthttp reads before it refuses a request on
+	// its own: larger than bodyLimit, so that a body over bodyLimit is
+	// refused by limitBody, after the cross-site check the contract puts
+	// first; a body over readLimit is refused (413) before routing.
+	readLimit = 64 << 10
 	// readBuffer holds the request line and headers: browsers with many
 	// cookies send more than fasthttp's default of 4 KiB. Up to 16 KiB of
 	// headers pass; more is 431.
@@ -94,14 +99,15 @@ const (
 //	anything else                                    404 (a page view for GET)
 //
 // Every POST, PUT and DELETE under /api/ is refused when it comes from
-// another site (crossSite); the cart's changes then check If-Match and
-// Idempotency-Key (conditions) before anything else.
+// another site (crossSite), before its body's size is checked (limitBody);
+// the cart's changes then check If-Match and Idempotency-Key (conditions)
+// before anything else.
 func (s *server) routes() *fiber.App {
 	app := fiber.New(fiber.Config{
 		AppName:               "tote",
 		Views:                 s.pages,
 		ErrorHandler:          s.handleError,
-		BodyLimit:             bodyLimit,
+		BodyLimit:             readLimit,
 		ReadBufferSize:        readBuffer,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
@@ -115,7 +121,7 @@ func (s *server) routes() *fiber.App {
 	app.Server().MaxConnsPerIP = s.connsPerIP
 	app.Server().ErrorHandler = s.refuseEarly
 
-	app.Use(s.observe, recover.New(), securityHeaders, framing)
+	app.Use(s.observe, recover.New(), securityHeaders, framing, s.crossSite, limitBody)
 
 	app.Get("/healthz", healthy)
 	app.Get("/readyz", s.ready)
@@ -125,7 +131,7 @@ func (s *server) routes() *fiber.App {
 	app.Get("/favicon.ico", func(c *fiber.Ctx) error { c.Path("/favicon.ico"); return static(c) })
 	app.Use("/static", static)
 
-	api := app.Group("/api", s.crossSite, jsonOnly)
+	api := app.Group("/api", jsonOnly)
 	api.Get("/products", s.listProducts)
 	api.Get("/products/:id", s.getProduct)
 	api.Get("/openapi.json", serveOpenAPI)
