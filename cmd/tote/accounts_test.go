@@ -217,11 +217,6 @@ func TestSignUpAPI(t *testing.T) {
 	})
 }
 
-// knownSizeFirst is why an oversized cross-site request is 413, not the
-// contract's 403: the body limit is fasthttp's, applied while the request
-// is read, before any handler runs (routes.go, hygiene.go's refuseEarly).
-const knownSizeFirst = "contract: cross-site (403) before body size (413); tote answers 413, refused by fasthttp's BodyLimit before routing"
-
 // TestAccountAPIErrors checks each refusal of the account routes, and
 // which one wins when a request has several faults.
 func TestAccountAPIErrors(t *testing.T) {
@@ -310,9 +305,6 @@ func TestAccountAPIErrors(t *testing.T) {
 
 	t.Run("cross-site before size", func(t *testing.T) {
 		res := a.client(t).do(http.MethodPost, "/api/account", big, "Content-Type", json, "Sec-Fetch-Site", "cross-site")
-		if res.status == http.StatusRequestEntityTooLarge {
-			t.Skip(knownSizeFirst)
-		}
 		wantCode(t, res, http.StatusForbidden, "cross_site")
 	})
 	t.Run("nothing refused made an account", func(t *testing.T) {
