@@ -12,22 +12,45 @@ import (
 
 // framing refuses a request whose length is given twice over, both
 // Transfer-Encoding and Content-Length (a pattern of request smuggling), with
-// 400, and closes its connection (RFC 9112 6.1). fasthttp already refuses two
-// different Content-Lengths and a transfer coding other than chunked
-// (refuseEarly answers them), and marks a request with both headers to close
-// its connection, which is when this middleware looks at the raw headers.
+// 400, and one with a transfer coding other than chunked with 501, and
+// closes its connection (RFC 9112 6.1, 6.3). fasthttp already refuses two
+// different Content-Lengths and a transfer coding other than chunked or
+// identity (refuseEarly answers them); it lets "identity" through and
+// ignores the body, which then reads as the next request on the
+// connection, so this middleware looks at the raw headers of every
+// request for a Transfer-Encoding.
 func framing(c *fiber.Ctx) error {
-	h := &c.Request().Header
-	if h.ConnectionClose() && hasHeader(h.RawHeaders(), "transfer-encoding") && hasHeader(h.RawHeaders(), "content-length") {
+	raw := c.Request().Header.RawHeaders()
+	te, ok := headerValue(raw, "transfer-encoding")
+	switch {
+	case !ok:
+		return c.Next()
+	case hasHeader(raw, "content-length"):
 		c.Context().SetConnectionClose()
 		return badRequest("The request has both Transfer-Encoding and Content-Length; send one.")
+	case !strings.EqualFold(string(te), "chunked"):
+		c.Context().SetConnectionClose()
+		refuse(c.Context(), isAPI(c), fiber.StatusNotImplemented, "not_implemented", unsupportedCoding)
+		return nil
 	}
 	return c.Next()
 }
 
+// unsupportedCoding is the message of the 501 to a transfer coding other
+// than chunked.
+const unsupportedCoding = "The request's Transfer-Encoding is not supported; send the body as it is, or chunked."
+
 // hasHeader reports whether raw request headers have a header named name
 // (lower-case), in any case.
 func hasHeader(raw []byte, name string) bool {
+	_, ok := headerValue(raw, name)
+	return ok
+}
+
+// headerValue returns the value, without the spaces around it, of the
+// first header named name (lower-case), in any case, of raw request
+// headers, and whether there is one.
+func headerValue(raw []byte, name string) ([]byte, bool) {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -35,11 +58,15 @@ func hasHeader(raw []byte, name string) bool {
 		} else {
 			raw = nil
 		}
-		if i := bytes.IndexByte(line, ':'); i >= 0 && strings.EqualFold(string(bytes.TrimSpace(line[:i])), name) {
-			return true
+		i := bytes.IndexByte(line, ':')
+		if i < 0 {
+			continue
+		}
+		if key := bytes.TrimSpace(line[:i]); len(key) == len(name) && strings.EqualFold(string(key), name) {
+			return bytes.TrimSpace(line[i+1:]), true
 		}
 	}
-	return false
+	return nil, false
 }
 
 // refuseEarly is fasthttp's ErrorHandler: it answers a request refused
@@ -59,7 +86,7 @@ func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		status, code, message = fiber.StatusRequestEntityTooLarge, "payload_too_large", "The request body is larger than 4096 bytes."
 	case strings.Contains(msg, "unsupported transfer-encoding"):
-		status, code, message = fiber.StatusNotImplemented, "not_implemented", "The request's Transfer-Encoding is not supported; send the body as it is, or chunked."
+		status, code, message = fiber.StatusNotImplemented, "not_implemented", unsupportedCoding
 	case strings.Contains(msg, "duplicate content-length"):
 		status, code, message = fiber.StatusBadRequest, "invalid_request", "The request has more than one Content-Length; send one."
 	case strings.Contains(msg, "timeout"), errors.Is(err, syscall.ETIMEDOUT):
@@ -69,21 +96,27 @@ func (s *server) refuseEarly(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetConnectionClose()
 	ctx.Response.Reset()
-	ctx.SetStatusCode(status)
 	path := ""
 	if s.ln != nil {
 		if c := s.ln.conn(ctx.RemoteAddr()); c != nil {
 			path = c.path()
 		}
 	}
-	if path == "/api" || strings.HasPrefix(path, "/api/") {
+	refuse(ctx, path == "/api" || strings.HasPrefix(path, "/api/"), status, code, message)
+	s.metrics.request("unmatched", "OTHER", status, 0)
+}
+
+// refuse answers a request refused for its framing: the contract's error
+// JSON for the API, text otherwise.
+func refuse(ctx *fasthttp.RequestCtx, api bool, status int, code, message string) {
+	ctx.SetStatusCode(status)
+	if api {
 		ctx.SetContentType(fiber.MIMEApplicationJSON)
 		ctx.SetBody(errorJSON(code, message))
 	} else {
 		ctx.SetContentType(fiber.MIMETextPlainCharsetUTF8)
 		ctx.SetBodyString(message + "\n")
 	}
-	s.metrics.request("unmatched", "OTHER", status, 0)
 }
 
 // maxConnections is how many connections tote serves at once: fewer than
