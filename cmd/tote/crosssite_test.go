@@ -164,10 +164,10 @@ func TestSeveralSessionCookies(t *testing.T) {
 	})
 	t.Run("of two well-formed cookies the first wins, even an unknown one", func(t *testing.T) {
 		for cookie, want := range map[string]string{
-			"session_id=" + one.cookie + "; session_id=" + two.cookie: "dune:1",
-			"session_id=" + two.cookie + "; session_id=" + one.cookie: "kindred:1",
+			"session_id=" + one.cookie + "; session_id=" + two.cookie:                  "dune:1",
+			"session_id=" + two.cookie + "; session_id=" + one.cookie:                  "kindred:1",
 			"session_id=junk; session_id=" + two.cookie + "; session_id=" + one.cookie: "kindred:1",
-			"session_id=" + unknown + "; session_id=" + one.cookie: "",
+			"session_id=" + unknown + "; session_id=" + one.cookie:                     "",
 		} {
 			if got := cartWith(t, cookie); got != want {
 				t.Errorf("Cookie: %s: cart %q, want %q", cookie, got, want)
