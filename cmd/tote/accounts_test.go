@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -1174,12 +1173,11 @@ func TestAccountSurvivesRestart(t *testing.T) {
 	t.Run("SIGKILL after the 201", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
-		proc, base := startProcess(t, "DATA_DIR="+dir, "PASSWORD_COST=4")
-		c := &client{tb: t, base: base}
+		first := startChild(t, nil, "DATA_DIR="+dir)
+		c := &client{tb: t, base: first.base}
 		signUp(t, c, "alice", alicePassword)
-		proc.Process.Signal(syscall.SIGKILL)
-		proc.Wait()
-		_, base = startProcess(t, "DATA_DIR="+dir, "PASSWORD_COST=4")
+		first.kill()
+		base := startChild(t, nil, "DATA_DIR="+dir).base
 		again := &client{tb: t, base: base}
 		if got := logIn(t, again, "alice", alicePassword); userOf(got) != "alice" {
 			t.Errorf("login after SIGKILL: user %q", userOf(got))

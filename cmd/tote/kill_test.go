@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,41 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// startProcess runs tote as a child process with env and returns it and
-// its base URL.
-func startProcess(t *testing.T, env ...string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"TOTE_AS_MAIN=1", "ADDR=127.0.0.1:0"}, env...)...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	select {
-	case a := <-addr:
-		return cmd, "http://" + a
-	case <-time.After(15 * time.Second):
-		t.Fatal("the tote process did not start")
-		return nil, ""
-	}
-}
-
 // TestKilledMidChange: a tote process killed with SIGKILL while it changes a
 // session leaves nothing behind that blocks the shopper (no lock, no
 // half-written session), and loses none of the changes it answered 200.
@@ -80,7 +41,8 @@ func TestKilledMidChange(t *testing.T) {
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
 			env := append(st.env(t), "CATALOG_FILE="+deepStock(t))
-			proc, base := startProcess(t, env...)
+			proc := startChild(t, nil, env...)
+			base := proc.base
 			c := &client{tb: t, base: base}
 			c.page("/") // visit 1
 
@@ -114,15 +76,14 @@ func TestKilledMidChange(t *testing.T) {
 				}()
 			}
 			time.Sleep(300 * time.Millisecond)
-			proc.Process.Signal(syscall.SIGKILL)
-			proc.Wait()
+			proc.kill()
 			close(stop)
 			wg.Wait()
 
 			// A new tote on the same store serves the shopper at once.
 			var next string
 			if st.name == "file" {
-				_, next = startProcess(t, env...)
+				next = startChild(t, nil, env...).base
 			} else {
 				next = startTote(t, map[string]string{"REDIS_URL": strings.TrimPrefix(env[0], "REDIS_URL="), "CATALOG_FILE": strings.TrimPrefix(env[1], "CATALOG_FILE=")}).base
 			}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -167,6 +168,12 @@ func (ch *child) alive() bool {
 	default:
 		return true
 	}
+}
+
+// kill kills the child process with SIGKILL and waits until it has exited.
+func (ch *child) kill() {
+	ch.cmd.Process.Signal(syscall.SIGKILL)
+	<-ch.exited
 }
 
 // openFiles returns how many file descriptors process pid has open.

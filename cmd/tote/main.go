@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"tote/catalog"
 	"tote/session"
 	"tote/session/filestore"
@@ -139,6 +141,10 @@ func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 	case "memory":
 		return memstore.New(memstore.Options{Max: cfg.sessionMax}), nil
 	case "redis":
+		// go-redis logs a line of its own on stderr for every failed dial:
+		// thousands a second while Redis is down. Its lines go to tote's
+		// log instead, rate-limited like tote's own errors.
+		goredis.SetLogger(redisLog{log})
 		s, err := redisstore.Open(redisstore.Options{URL: cfg.redisURL, ClusterAddrs: cfg.clusterAddrs})
 		if err != nil {
 			if cfg.redisURL != "" {
@@ -157,6 +163,14 @@ func openStore(cfg config, log *slog.Logger) (session.Store, error) {
 		}
 		return s, nil
 	}
+}
+
+// redisLog writes go-redis's own log lines as errors of tote's log, all
+// under one message, so that the limit of one a second holds for them.
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.ErrorContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // debugMux serves net/http/pprof for DEBUG_ADDR.

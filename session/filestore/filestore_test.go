@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"tote/session"
+	"tote/session/filestore/tmpfstest"
 	"tote/session/storetest"
 )
 
@@ -1282,11 +1283,8 @@ func fillInjected(t *testing.T) (*Store, map[string][]byte, string, func()) {
 // CI=true and the process is root.
 func fillTmpfs(t *testing.T) (*Store, map[string][]byte, string, func()) {
 	t.Helper()
-	mnt, err := mountTmpfs(t, "256k")
+	mnt, err := tmpfstest.Mount(t, "256k")
 	if err != nil {
-		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
-			t.Fatalf("mount tmpfs as root under CI: %v", err)
-		}
 		t.Logf("cannot mount a tmpfs (%v): testing with an injected failure instead", err)
 		return fillInjected(t)
 	}
@@ -1317,25 +1315,6 @@ func fillTmpfs(t *testing.T) (*Store, map[string][]byte, string, func()) {
 			}
 		}
 	}
-}
-
-// mountTmpfs mounts a tmpfs of the given size on a new directory, which is
-// unmounted at cleanup (after the stores opened later are closed).
-func mountTmpfs(t *testing.T, size string) (string, error) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		return "", errors.New("tmpfs is Linux only")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir, nil
 }
 
 // TestFailureWhileAppending fails one write while another writer's change
