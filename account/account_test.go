@@ -134,7 +134,8 @@ func TestHasher(t *testing.T) {
 
 func TestHasherRefusesPastItsQueue(t *testing.T) {
 	ctx := context.Background()
-	h := NewHasher(HasherOptions{Cost: bcrypt.MinCost, Concurrency: 1, Queue: 2})
+	const pause = 50 * time.Millisecond
+	h := NewHasher(HasherOptions{Cost: bcrypt.MinCost, Concurrency: 1, Queue: 2, Pause: pause})
 	var held []func()
 	for range 3 { // one running, two queued... all held here by hand
 		release, err := h.enterNow()
@@ -143,10 +144,20 @@ func TestHasherRefusesPastItsQueue(t *testing.T) {
 		}
 		held = append(held, release)
 	}
+	start := time.Now()
 	_, err := h.Check(ctx, nil, "x")
 	var e *Error
 	if !errors.Is(err, ErrOverloaded) || !errors.As(err, &e) || e.Retry <= 0 {
 		t.Fatalf("Check with the queue full = %v; want ErrOverloaded with a Retry", err)
+	}
+	if took := time.Since(start); took < pause {
+		t.Errorf("the refusal came after %v; want the pause, %v", took, pause)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	start = time.Now()
+	if _, err := h.Hash(gone, "x"); !errors.Is(err, ErrOverloaded) || time.Since(start) >= pause {
+		t.Errorf("Hash with the queue full and its context ended: %v after %v; want ErrOverloaded at once", err, time.Since(start))
 	}
 	for _, release := range held {
 		release()

@@ -23,6 +23,7 @@ import (
 type Hasher struct {
 	cost    int
 	duty    float64       // the share of its time a slot spends hashing
+	pause   time.Duration // how long a refusal waits before it is answered
 	running chan struct{} // a slot per check running (or resting)
 	waiting chan struct{} // a slot per check running or queued
 	dummy   []byte        // the hash checked for an unknown username
@@ -37,6 +38,11 @@ type HasherOptions struct {
 	// after a check a slot rests (1/Duty - 1) times as long as the check
 	// ran. Default 0.5.
 	Duty float64
+	// Pause is how long a check refused past the queue waits before it
+	// returns ErrOverloaded; default 500ms, negative: none. A client that
+	// retries at once then sends a few tries a second per connection, not
+	// thousands, each of which costs the server as much as a page view.
+	Pause time.Duration
 }
 
 // NewHasher returns a Hasher.
@@ -51,7 +57,10 @@ func NewHasher(o HasherOptions) *Hasher {
 	if o.Duty <= 0 || o.Duty > 1 {
 		o.Duty = 0.5
 	}
-	h := &Hasher{cost: o.Cost, duty: o.Duty, running: make(chan struct{}, o.Concurrency), waiting: make(chan struct{}, o.Concurrency+o.Queue)}
+	if o.Pause == 0 {
+		o.Pause = 500 * time.Millisecond
+	}
+	h := &Hasher{cost: o.Cost, duty: o.Duty, pause: max(o.Pause, 0), running: make(chan struct{}, o.Concurrency), waiting: make(chan struct{}, o.Concurrency+o.Queue)}
 	var random [16]byte
 	rand.Read(random[:])
 	h.dummy, _ = bcrypt.GenerateFromPassword(prehash(string(random[:])), o.Cost)
@@ -60,7 +69,7 @@ func NewHasher(o HasherOptions) *Hasher {
 
 // Hash returns the hash of password.
 func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
-	leave, err := h.queue()
+	leave, err := h.queue(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +88,7 @@ func (h *Hasher) Hash(ctx context.Context, password string) ([]byte, error) {
 // username) it checks a hash of a random password, so that the answer
 // takes as long as for a wrong password.
 func (h *Hasher) Check(ctx context.Context, hash []byte, password string) (bool, error) {
-	leave, err := h.queue()
+	leave, err := h.queue(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -100,17 +109,26 @@ func (h *Hasher) check(ctx context.Context, hash []byte, password string) (bool,
 	return ok, err
 }
 
-// queue takes a place among the checks running or waiting, or refuses at
-// once (ErrOverloaded) when there is none: a caller can be refused before
-// it does any other work. leave gives the place back.
-func (h *Hasher) queue() (leave func(), err error) {
+// queue takes a place among the checks running or waiting, or refuses
+// (ErrOverloaded, after the Pause or when ctx ends) when there is none: a
+// caller can be refused before it does any other work. leave gives the
+// place back.
+func (h *Hasher) queue(ctx context.Context) (leave func(), err error) {
 	select {
 	case h.waiting <- struct{}{}:
 		return func() { <-h.waiting }, nil
 	default:
-		return nil, &Error{Err: ErrOverloaded, Retry: 2 * time.Second,
-			Message: "Too many people are logging in right now. Please try again in a moment."}
 	}
+	if h.pause > 0 {
+		t := time.NewTimer(h.pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	return nil, &Error{Err: ErrOverloaded, Retry: 2 * time.Second,
+		Message: "Too many people are logging in right now. Please try again in a moment."}
 }
 
 // run waits for a slot, runs hash in it, and lets the slot rest before

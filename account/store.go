@@ -215,7 +215,7 @@ func failuresKey(username string) string { return "login-failures:" + username }
 func (s *Store) Authenticate(ctx context.Context, username, password string) (Account, error) {
 	// A place among the password checks first: past the queue the login
 	// is refused before it costs the store anything.
-	leave, err := s.hasher.queue()
+	leave, err := s.hasher.queue(ctx)
 	if err != nil {
 		return Account{}, err
 	}
