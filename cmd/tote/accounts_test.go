@@ -32,24 +32,6 @@ const (
 	newPassword   = "tote-Sesame-1357"
 )
 
-// syncBuffer collects what many goroutines write (tote's log).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // creds is the body of a sign-up or login.
 func creds(user, password string) string {
 	b, _ := json.Marshal(map[string]string{"username": user, "password": password})
@@ -1309,7 +1291,7 @@ func TestPasswordHashingBounded(t *testing.T) {
 // log, or the store, where only a bcrypt hash is kept.
 func TestPasswordsNeverShown(t *testing.T) {
 	t.Parallel()
-	log := &syncBuffer{}
+	log := &teeLog{}
 	a := newLoggedTestApp(t, log)
 	var mu sync.Mutex
 	var answers []*response

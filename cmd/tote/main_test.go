@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -26,46 +23,12 @@ type instance struct {
 	once sync.Once
 }
 
-// startTote runs tote with env (ADDR defaults to 127.0.0.1:0) until the test
-// ends, and waits until it listens.
+// startTote runs tote with env (ADDR defaults to 127.0.0.1:0, PASSWORD_COST
+// to 4, bcrypt's least: the tests log in often, under the race detector)
+// until the test ends, and waits until it listens.
 func startTote(tb testing.TB, env map[string]string) *instance {
 	tb.Helper()
-	if env["ADDR"] == "" {
-		env["ADDR"] = "127.0.0.1:0"
-	}
-	if env["PASSWORD_COST"] == "" {
-		env["PASSWORD_COST"] = "4" // bcrypt's least: the tests log in often, under the race detector
-	}
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{done: make(chan error, 1), stop: cancel}
-	go func() {
-		err := run(ctx, []string{"tote"}, func(k string) string { return env[k] }, pw)
-		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
-		in.done <- err
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
-			}
-		}
-		close(addr)
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			tb.Fatalf("tote did not start: %v", <-in.done)
-		}
-		in.base = "http://" + a
-	case <-time.After(10 * time.Second):
-		tb.Fatal("tote did not start within 10 s")
-	}
-	tb.Cleanup(func() { in.shutdown(tb) })
+	in, _ := startToteLogged(tb, env)
 	return in
 }
 

@@ -23,6 +23,7 @@ import (
 // handful of error lines, whose counts add up to all of them; SIGTERM
 // then stops tote with exit status 0.
 func TestOutageLogAndStop(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	ch := startChild(t, nil, "REDIS_URL="+srv.URL())
 	c := &client{tb: t, base: ch.base}
@@ -57,6 +58,7 @@ func TestOutageLogAndStop(t *testing.T) {
 // again, SIGTERM exits 0; and a tote started on the same directory has
 // every change that was answered 200.
 func TestFullDisk(t *testing.T) {
+	t.Parallel()
 	mnt, err := tmpfstest.Mount(t, "1m")
 	if err != nil {
 		t.Skipf("no tmpfs: %v", err)
