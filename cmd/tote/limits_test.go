@@ -279,6 +279,9 @@ func TestDescriptorFlood(t *testing.T) {
 		if refused != 20 {
 			t.Errorf("%d of the last 20 connections were answered 503 and closed; want all", refused)
 		}
+		if len(ch.out.records("connections refused")) != 1 {
+			t.Errorf("the log says %d times that connections were refused; want once (a minute)", len(ch.out.records("connections refused")))
+		}
 		closeAll(conns)
 		waitHealthy(t, ch.base, 3*time.Second)
 	})
@@ -332,7 +335,7 @@ func rawRequest(conn net.Conn, path string) (*http.Response, error) {
 // same address is closed at once (after a 429), the five are served, and a
 // connection is taken again once one of them closes.
 func TestMaxConnsPerIP(t *testing.T) {
-	in := startTote(t, map[string]string{"SESSION_STORE": "memory", "MAX_CONNS_PER_IP": "5"})
+	in, log := startToteLogged(t, map[string]string{"SESSION_STORE": "memory", "MAX_CONNS_PER_IP": "5"})
 	addr := strings.TrimPrefix(in.base, "http://")
 	var five []net.Conn
 	for i := range 5 {
@@ -363,6 +366,10 @@ func TestMaxConnsPerIP(t *testing.T) {
 	}
 	if len(b) > 0 && !bytes.HasPrefix(b, []byte("HTTP/1.1 429 ")) {
 		t.Errorf("the sixth connection got %q; want nothing or a 429", b)
+	}
+	waitFor(t, 2*time.Second, func() bool { return len(log.records("connections refused")) > 0 })
+	if r := log.records("connections refused")[0]; r["level"] != "WARN" || !strings.Contains(fmt.Sprint(r["detail"]), "MaxConnsPerIP=5") {
+		t.Errorf("the log line of the refusal: %v", r)
 	}
 
 	for i, c := range five {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -120,6 +121,9 @@ func (s *server) routes() *fiber.App {
 	// answer to a request refused before it is routed.
 	app.Server().MaxConnsPerIP = s.connsPerIP
 	app.Server().ErrorHandler = s.refuseEarly
+	// fasthttp says, at most once a minute each, that it refused
+	// connections past Concurrency or MaxConnsPerIP; Fiber silences it.
+	app.Server().Logger = serverLog{s.log}
 
 	app.Use(s.observe, recover.New(), securityHeaders, framing, s.crossSite, limitBody)
 
@@ -179,4 +183,12 @@ func warmUp(app *fiber.App) {
 	if err := c.Render("pages/error", views.Data{Unavailable: true, Title: "warm-up"}, views.Layout); err != nil {
 		panic("tote: the embedded templates do not render: " + err.Error())
 	}
+}
+
+// serverLog writes fasthttp's own lines (connections refused past a limit)
+// as warnings of tote's log.
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Printf(format string, v ...any) {
+	l.log.Warn("connections refused", "detail", fmt.Sprintf(format, v...))
 }
