@@ -1,8 +1,9 @@
 // Package tmpfstest gives a test a small filesystem of its own to fill: a
 // tmpfs of a given size, mounted on a temporary directory and unmounted at
 // cleanup. Mounting needs Linux and root; where the test cannot mount one,
-// Mount returns an error and the test decides, and under CI=true as root
-// a failure to mount fails the test.
+// Mount returns an error and the test decides. Under CI=true as root a
+// failure to mount fails the test; without root nothing can be mounted,
+// and the caller says so when it skips or falls back.
 package tmpfstest
 
 import (
