@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"tote/account"
+	"tote/cart"
 	"tote/session"
 )
 
@@ -233,20 +234,15 @@ func (s *server) changeCart(c *fiber.Ctx, change cartChange) error {
 		if d.User != "" {
 			return errLoggedIn
 		}
-		if err := k.guard(func() []byte { return s.cartBody(&d.Cart, d, "", nil) }, !d.Expires.IsZero(), d.Replays); err != nil {
-			return err
-		}
-		if _, err := change(&d.Cart); err != nil {
-			return err
-		}
-		if k.hasKey {
-			// The answer is kept with the session; it holds the expiry
-			// the session gets when stored (not bare: it keeps answers).
+		current := func() []byte { return s.cartBody(&d.Cart, d, "", nil) }
+		var err error
+		body, err = apply(k, &d.Cart, &d.Replays, !d.Expires.IsZero(), change, current, func() []byte {
+			// The answer kept with the session holds the expiry the
+			// session gets when stored (not bare: it keeps answers).
 			d.Expires = time.Now().Add(s.sessions.TTL())
-			body = s.cartBody(&d.Cart, d, "", nil)
-			d.Replays = k.remember(d.Replays, fiber.StatusOK, body)
-		}
-		return nil
+			return current()
+		})
+		return err
 	})
 	var rep errReplayed
 	switch {
@@ -263,6 +259,27 @@ func (s *server) changeCart(c *fiber.Ctx, change cartChange) error {
 	return sendBody(c, fiber.StatusOK, body)
 }
 
+// apply is the core of a cart change, the session's or the account's:
+// it checks the conditions k against the cart as it is (current makes its
+// Cart JSON; stored: whether the cart's record exists), applies change,
+// and with an Idempotency-Key returns the answer (made by answer, after
+// the change) and remembers it in replays. Without a key it returns no
+// body: the caller makes it from what was stored.
+func apply(k conditions, ct *cart.Cart, replays *session.Replays, stored bool, change cartChange, current, answer func() []byte) ([]byte, error) {
+	if err := k.guard(current, stored, *replays); err != nil {
+		return nil, err
+	}
+	if _, err := change(ct); err != nil {
+		return nil, err
+	}
+	if !k.hasKey {
+		return nil, nil
+	}
+	body := answer()
+	*replays = k.remember(*replays, fiber.StatusOK, body)
+	return body, nil
+}
+
 // changeAccountCart is changeCart for a logged-in session sess: the change
 // is made to the account's cart, and the session is only read.
 func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditions, change cartChange) error {
@@ -271,7 +288,6 @@ func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditi
 	if errors.Is(err, errEnded) {
 		// The login ended: the request is a guest's, in a new session.
 		s.end(c, sess.ID)
-		c.Request().Header.DelCookie(cookieName)
 		return s.changeCart(c, change)
 	}
 	if err != nil {
@@ -284,17 +300,10 @@ func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditi
 		if !a.Current(sess.Data.Generation) {
 			return errEnded
 		}
-		if err := k.guard(func() []byte { return s.cartBody(&a.Cart, &sess.Data, a.Username, nil) }, true, a.Replays); err != nil {
-			return err
-		}
-		if _, err := change(&a.Cart); err != nil {
-			return err
-		}
-		if k.hasKey {
-			body = s.cartBody(&a.Cart, &sess.Data, a.Username, nil)
-			a.Replays = k.remember(a.Replays, fiber.StatusOK, body)
-		}
-		return nil
+		current := func() []byte { return s.cartBody(&a.Cart, &sess.Data, a.Username, nil) }
+		var err error
+		body, err = apply(k, &a.Cart, &a.Replays, true, change, current, current)
+		return err
 	})
 	var rep errReplayed
 	switch {
@@ -302,7 +311,6 @@ func (s *server) changeAccountCart(c *fiber.Ctx, sess session.Session, k conditi
 		return replay(c, rep.r)
 	case errors.Is(err, errEnded), errors.Is(err, account.ErrNotFound):
 		s.end(c, sess.ID)
-		c.Request().Header.DelCookie(cookieName)
 		return s.changeCart(c, change)
 	case err != nil:
 		return err

@@ -159,33 +159,7 @@ func TestFileStoreSurvivesRestart(t *testing.T) {
 // instances, and returns how many got each status.
 func burst(t *testing.T, cookie string, bases []string, n int, method, path, body string) map[int]int {
 	t.Helper()
-	var mu sync.Mutex
-	statuses := map[int]int{}
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, _ := http.NewRequest(method, bases[i%len(bases)]+path, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
-			<-start
-			res, err := httpClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			mu.Lock()
-			statuses[res.StatusCode]++
-			mu.Unlock()
-		}()
-	}
-	close(start)
-	wg.Wait()
-	return statuses
+	return burstSessions(t, []string{cookie}, bases, n, method, path, body)
 }
 
 // checkBursts runs the contract's concurrency checks against tote instances

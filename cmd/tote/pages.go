@@ -71,7 +71,6 @@ func (s *server) view(c *fiber.Ctx) (visitor, session.Flash, error) {
 	switch {
 	case errors.Is(err, errEnded):
 		s.end(c, sess.ID)
-		c.Request().Header.DelCookie(cookieName)
 		return s.view(c)
 	case errors.Is(err, session.ErrFull), errors.As(err, &he) && he.code == "too_many_sessions":
 		// Served, but not stored: the visit counts as 1 and no cookie

@@ -112,13 +112,15 @@ func (s *server) visit(c *fiber.Ctx) (visitor, error) {
 	return visitor{sess: sess, acct: a}, nil
 }
 
-// end deletes a session whose login has ended and clears its cookie. A
+// end deletes a session whose login has ended and clears its cookie, in
+// the answer and in the request: the rest of the request is a guest's. A
 // failure to delete leaves a session that loads as a guest's and expires.
 func (s *server) end(c *fiber.Ctx, id string) {
 	if err := s.sessions.Delete(c.UserContext(), id); err != nil {
 		s.log.Error("deleting an ended session", "err", err)
 	}
 	s.clearCookie(c)
+	c.Request().Header.DelCookie(cookieName)
 }
 
 // updateSession applies fn to the visitor's session (see
